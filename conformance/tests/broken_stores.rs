@@ -1,0 +1,260 @@
+//! The suite must catch broken stores: each store below breaks one rule, and the case for that
+//! rule must fail with a message naming it.
+
+#![allow(clippy::panic)] // test helpers fail by panicking
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventhubs_conformance::{Harness, Instance, Outcome, SetupError, run_all};
+use eventhubs_store_core::{
+    BoxError, Capabilities, Checkpoint, CheckpointStore, ClaimOptions, InMemoryStore, Ownership,
+    PartitionScope, Result, SetCheckpointOptions,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Bug {
+    /// No bug: the reference store itself.
+    None,
+    /// Claims win whatever the etag (the official SDKs' in-memory stores do this).
+    IgnoresEtags,
+    /// Compare and write are two steps with a gap between them.
+    CheckThenWrite,
+    /// Listing matches the hub name as a prefix.
+    LeaksPrefixScopes,
+    /// The sequence number is dropped when an offset is present.
+    DropsSequenceNumber,
+    /// Declares fencing but ignores the required owner.
+    IgnoresFence,
+    /// Declares durability but a reopened handle sees nothing.
+    ForgetsOnReopen,
+    /// Writing a checkpoint also claims ownership.
+    CheckpointClaimsOwnership,
+}
+
+#[derive(Debug, Clone)]
+struct BrokenStore {
+    inner: InMemoryStore,
+    bug: Bug,
+}
+
+#[async_trait]
+impl CheckpointStore for BrokenStore {
+    fn backend_name(&self) -> &'static str {
+        "broken"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+    }
+
+    async fn list_ownership(&self, scope: &PartitionScope) -> Result<Vec<Ownership>> {
+        if self.bug == Bug::LeaksPrefixScopes {
+            let mut all = Vec::new();
+            for s in self.inner.list_scopes().await? {
+                if s.namespace() == scope.namespace()
+                    && s.event_hub().starts_with(scope.event_hub())
+                    && s.consumer_group() == scope.consumer_group()
+                {
+                    all.extend(self.inner.list_ownership(&s).await?);
+                }
+            }
+            return Ok(all);
+        }
+        self.inner.list_ownership(scope).await
+    }
+
+    async fn claim_ownership(&self, claims: &[Ownership], options: &ClaimOptions) -> Result<Vec<Ownership>> {
+        match self.bug {
+            Bug::IgnoresEtags | Bug::CheckThenWrite => {
+                let mut won = Vec::new();
+                for claim in claims {
+                    let current = self.inner.list_ownership(&claim.scope).await?;
+                    let stored = current
+                        .iter()
+                        .find(|o| o.partition_id == claim.partition_id.to_lowercase());
+                    let matches = stored.map(|s| s.etag.clone())
+                        == Some(claim.etag.clone()).filter(|e| e.is_some())
+                        || (stored.is_none() && claim.etag.is_none());
+                    if self.bug == Bug::CheckThenWrite {
+                        if !matches {
+                            continue;
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    // Write over whatever is there now.
+                    let latest = self.inner.list_ownership(&claim.scope).await?;
+                    let etag = latest
+                        .iter()
+                        .find(|o| o.partition_id == claim.partition_id.to_lowercase())
+                        .and_then(|o| o.etag.clone());
+                    let forced = Ownership {
+                        etag,
+                        ..claim.clone()
+                    };
+                    won.extend(self.inner.claim_ownership(&[forced], options).await?);
+                }
+                Ok(won)
+            }
+            _ => self.inner.claim_ownership(claims, options).await,
+        }
+    }
+
+    async fn list_checkpoints(&self, scope: &PartitionScope) -> Result<Vec<Checkpoint>> {
+        self.inner.list_checkpoints(scope).await
+    }
+
+    async fn set_checkpoint(&self, checkpoint: &Checkpoint, options: &SetCheckpointOptions) -> Result<()> {
+        let mut cp = checkpoint.clone();
+        if self.bug == Bug::DropsSequenceNumber && cp.offset.is_some() {
+            cp.sequence_number = None;
+        }
+        if self.bug == Bug::CheckpointClaimsOwnership {
+            let _ = self
+                .inner
+                .claim_ownership(
+                    &[Ownership::new(
+                        cp.scope.clone(),
+                        cp.partition_id.clone(),
+                        "checkpointer",
+                    )],
+                    &ClaimOptions::default(),
+                )
+                .await?;
+        }
+        let options = if self.bug == Bug::IgnoresFence {
+            SetCheckpointOptions::default()
+        } else {
+            options.clone()
+        };
+        self.inner.set_checkpoint(&cp, &options).await
+    }
+
+    async fn delete_checkpoint(&self, scope: &PartitionScope, partition_id: &str) -> Result<bool> {
+        self.inner.delete_checkpoint(scope, partition_id).await
+    }
+
+    async fn list_scopes(&self) -> Result<Vec<PartitionScope>> {
+        self.inner.list_scopes().await
+    }
+}
+
+struct BrokenHarness(Bug);
+struct BrokenInstance(BrokenStore);
+
+#[async_trait]
+impl Harness for BrokenHarness {
+    fn name(&self) -> &str {
+        "broken"
+    }
+    async fn setup(&self) -> std::result::Result<Box<dyn Instance>, SetupError> {
+        Ok(Box::new(BrokenInstance(BrokenStore {
+            inner: InMemoryStore::new(),
+            bug: self.0,
+        })))
+    }
+}
+
+#[async_trait]
+impl Instance for BrokenInstance {
+    fn store(&self) -> Arc<dyn CheckpointStore> {
+        Arc::new(self.0.clone())
+    }
+    async fn reopen(&self) -> std::result::Result<Option<Arc<dyn CheckpointStore>>, BoxError> {
+        let mut again = self.0.clone();
+        if self.0.bug == Bug::ForgetsOnReopen {
+            again.inner = InMemoryStore::new();
+        }
+        Ok(Some(Arc::new(again)))
+    }
+}
+
+/// Runs `case` against a store with `bug` and returns the failure message.
+async fn failure_of(bug: Bug, case: &str) -> String {
+    let report = run_all(&BrokenHarness(bug), &|name| name == case).await;
+    assert_eq!(report.cases.len(), 1, "no case named {case}");
+    match &report.cases[0].outcome {
+        Outcome::Failed(f) => f.to_string(),
+        other => panic!("{case} should fail against a store that {bug:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_a_store_that_ignores_etags() {
+    let msg = failure_of(Bug::IgnoresEtags, "c3_create_only_when_absent").await;
+    assert!(msg.contains("rule C3"), "{msg}");
+    let msg = failure_of(Bug::IgnoresEtags, "c4_update_requires_matching_etag").await;
+    assert!(msg.contains("rule C4"), "{msg}");
+    let msg = failure_of(Bug::IgnoresEtags, "c7_linearizable_claims").await;
+    assert!(msg.contains("rule C7"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_check_then_write_races() {
+    let msg = failure_of(Bug::CheckThenWrite, "c7_linearizable_claims").await;
+    assert!(
+        msg.contains("rule C7") && msg.contains("of 32 concurrent claims"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_scope_leaks() {
+    let msg = failure_of(Bug::LeaksPrefixScopes, "c2_scopes_are_isolated").await;
+    assert!(msg.contains("rule C2"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_lossy_checkpoints() {
+    let msg = failure_of(Bug::DropsSequenceNumber, "c9_checkpoint_values_round_trip").await;
+    assert!(msg.contains("rule C9"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_an_ignored_fence() {
+    let msg = failure_of(Bug::IgnoresFence, "c13_fenced_checkpoint_requires_current_owner").await;
+    assert!(msg.contains("rule C13"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_lost_writes_on_reopen() {
+    let msg = failure_of(Bug::ForgetsOnReopen, "c12_writes_survive_reopen").await;
+    assert!(msg.contains("rule C12"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_checkpoints_that_claim_ownership() {
+    let msg = failure_of(
+        Bug::CheckpointClaimsOwnership,
+        "c10_checkpoints_and_ownership_are_independent",
+    )
+    .await;
+    assert!(msg.contains("rule C10"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn model_check_shrinks_an_etag_bug_to_a_short_sequence() {
+    let msg = failure_of(Bug::IgnoresEtags, "model_random_sequences_match_reference").await;
+    assert!(msg.contains("rule C3/C4"), "{msg}");
+    let steps = msg
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .count();
+    assert!(
+        (1..=3).contains(&steps),
+        "shrinking should leave a minimal sequence, got {steps} steps:\n{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reference_store_passes_every_case() {
+    let report = run_all(&BrokenHarness(Bug::None), &|_| true).await;
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.passed(), eventhubs_conformance::CASES.len());
+    assert!(
+        report
+            .to_string()
+            .ends_with(&format!("{} passed, 0 failed, 0 skipped", report.passed()))
+    );
+}

@@ -1,0 +1,32 @@
+//! The whole suite against the reference store, through the macro a third party uses.
+
+use std::sync::Arc;
+
+use eventhubs_conformance::{Harness, Instance, SetupError, conformance_tests};
+use eventhubs_store_core::{BoxError, CheckpointStore, InMemoryStore};
+
+struct MemoryHarness;
+struct MemoryInstance(InMemoryStore);
+
+#[async_trait::async_trait]
+impl Harness for MemoryHarness {
+    fn name(&self) -> &str {
+        "memory"
+    }
+    async fn setup(&self) -> Result<Box<dyn Instance>, SetupError> {
+        Ok(Box::new(MemoryInstance(InMemoryStore::new())))
+    }
+}
+
+#[async_trait::async_trait]
+impl Instance for MemoryInstance {
+    fn store(&self) -> Arc<dyn CheckpointStore> {
+        Arc::new(self.0.clone())
+    }
+    // A clone shares the data: a second handle, not a restart (the store declares durable: false).
+    async fn reopen(&self) -> Result<Option<Arc<dyn CheckpointStore>>, BoxError> {
+        Ok(Some(Arc::new(self.0.clone())))
+    }
+}
+
+conformance_tests!(MemoryHarness);
