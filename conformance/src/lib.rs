@@ -108,3 +108,8 @@ macro_rules! conformance_tests {
         }
     };
 }
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
