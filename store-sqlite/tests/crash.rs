@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 
 use common::{open_as_child, protocol_line, say, scope, spawn_child};
@@ -63,24 +63,28 @@ fn c12_killed_writer_loses_no_acknowledged_write() {
 
     for round in 0..rounds {
         let mut child = spawn_child(ENTRY, &db, &[]);
-        // Mostly mid-loop kills; some land during process start, open, recovery or migration.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut out = String::new();
+        // Mostly mid-loop kills: wait for the first acknowledged write (so a loaded machine's
+        // slow process start cannot turn them into start-up kills), then a random delay. Some
+        // kills land anywhere: during process start, open, recovery or migration.
         let delay = if rng.random_bool(0.15) {
             rng.random_range(0..8)
         } else {
-            rng.random_range(8..60)
+            wait_for_first_ack(&mut stdout, &mut out, round);
+            rng.random_range(0..50)
         };
         std::thread::sleep(Duration::from_millis(delay));
         if let Some(status) = child.try_wait().unwrap() {
-            let (mut out, mut err) = (String::new(), String::new());
-            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            let mut err = String::new();
+            stdout.read_to_string(&mut out).unwrap();
             child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
             let tail: Vec<&str> = out.lines().rev().take(3).collect();
             panic!("round {round}: the writer exited by itself with {status}: {tail:?} {err}");
         }
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
-        let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        stdout.read_to_string(&mut out).unwrap();
 
         let mut writes = 0;
         // Only complete lines count: a line cut by the kill acknowledges nothing.
@@ -118,6 +122,22 @@ fn c12_killed_writer_loses_no_acknowledged_write() {
          {rounds_with_writes} rounds with writes, in {:.1?}",
         started.elapsed()
     );
+}
+
+/// Reads the writer's output into `out` up to and including its first protocol line.
+fn wait_for_first_ack(stdout: &mut impl BufRead, out: &mut String, round: usize) {
+    loop {
+        let mut line = String::new();
+        let n = stdout.read_line(&mut line).unwrap();
+        assert!(
+            n > 0,
+            "round {round}: the writer closed its output before acknowledging a write: {out}"
+        );
+        out.push_str(&line);
+        if protocol_line(line.trim_end()).is_some() {
+            return;
+        }
+    }
 }
 
 /// Reopens the file as a restarted process would and compares it with what was acknowledged.
