@@ -1,0 +1,213 @@
+//! Side-by-side measurement (not a test): claim of 1 vs 32 partitions, `set_checkpoint`
+//! throughput at 1 and 16 concurrent callers, and `pgbench` running the equivalent upsert at the
+//! same concurrency, all in one run against one server.
+//!
+//! ```text
+//! cargo run --release -p eventhubs-store-postgres --example postgres_bench
+//! EVENTHUBS_TEST_POSTGRES_URL=postgres://user@host:5432/db BENCH_SECONDS=5 cargo run --release … (four runs of BENCH_SECONDS per rate)
+//! ```
+//! Targets: a 32-partition claim costs at most 2x a 1-partition claim; `set_checkpoint` reaches at
+//! least half of pgbench's rate at the same concurrency. Needs `pgbench` on the PATH for the raw
+//! figures (skipped with a note otherwise).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use eventhubs_store_core::{
+    Checkpoint, CheckpointStore, ClaimOptions, Ownership, PartitionScope, SetCheckpointOptions,
+};
+use eventhubs_store_postgres::PostgresOptions;
+use sqlx::{AssertSqlSafe, Executor};
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+#[tokio::main]
+async fn main() -> BoxResult<()> {
+    let url = std::env::var("EVENTHUBS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let schema = format!("ehbench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let store = PostgresOptions::new(&url)
+        .schema(&schema)
+        .max_connections(16)
+        .connect()
+        .await?;
+    store.migrate().await?;
+    let result = run(&store, &url, &schema, seconds).await;
+    store
+        .pool()
+        .execute(AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .await?;
+    result
+}
+
+async fn run(
+    store: &eventhubs_store_postgres::PostgresStore,
+    url: &str,
+    schema: &str,
+    seconds: u64,
+) -> BoxResult<()> {
+    let scope = PartitionScope::new("bench.servicebus.windows.net", "hub", "$default")?;
+    println!("PostgreSQL store bench ({seconds} s per rate figure)");
+    let one = claim_latency(store, &scope, 1, 300).await?;
+    let many = claim_latency(store, &scope, 32, 300).await?;
+    println!("claim (renewal with etag), median of 300 calls:");
+    println!("  1 partition   {:>8.1} µs", one);
+    println!(
+        "  32 partitions {:>8.1} µs   ratio {:.2}x (target <= 2x)",
+        many,
+        many / one
+    );
+
+    println!("set_checkpoint throughput vs pgbench (same upsert, prepared, same concurrency):");
+    println!("  (store and pgbench alternate twice; the better run of each is shown)");
+    for callers in [1usize, 16] {
+        let mut ours = 0f64;
+        let mut raw: Result<f64, String> = Err("not run".into());
+        for _ in 0..2 {
+            ours = ours.max(checkpoint_rate(store, &scope, callers, Duration::from_secs(seconds)).await?);
+            raw = match (raw, pgbench_rate(url, schema, callers, seconds)) {
+                (Ok(best), Ok(r)) => Ok(best.max(r)),
+                (_, Ok(r)) => Ok(r),
+                (_, Err(e)) => Err(e.to_string()),
+            };
+        }
+        match raw {
+            Ok(raw) => println!(
+                "  c={callers:<2}  store {ours:>9.0}/s   pgbench {raw:>9.0}/s   ratio {:.2} (target >= 0.5)",
+                ours / raw
+            ),
+            Err(e) => println!("  c={callers:<2}  store {ours:>9.0}/s   pgbench unavailable: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Median latency of renewing `n` partitions in one claim call.
+async fn claim_latency(
+    store: &eventhubs_store_postgres::PostgresStore,
+    scope: &PartitionScope,
+    n: usize,
+    rounds: usize,
+) -> BoxResult<f64> {
+    let owner = format!("bench-{n}");
+    let first: Vec<Ownership> = (0..n)
+        .map(|p| Ownership::new(scope.clone(), format!("{n}-{p}"), &owner))
+        .collect();
+    let mut held = store.claim_ownership(&first, &ClaimOptions::default()).await?;
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let renew: Vec<Ownership> = held
+            .iter()
+            .map(|o| Ownership::new(scope.clone(), &o.partition_id, &owner).with_etag(o.etag.clone()))
+            .collect();
+        let start = Instant::now();
+        held = store.claim_ownership(&renew, &ClaimOptions::default()).await?;
+        samples.push(start.elapsed().as_secs_f64() * 1e6);
+        if held.len() != n {
+            return Err(format!("lost a claim while benchmarking ({} of {n})", held.len()).into());
+        }
+    }
+    // The median: robust against the scheduler (and fsync) stalls of a busy machine.
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[samples.len() / 2])
+}
+
+/// Checkpoints per second with `callers` concurrent writers over 32 partitions.
+async fn checkpoint_rate(
+    store: &eventhubs_store_postgres::PostgresStore,
+    scope: &PartitionScope,
+    callers: usize,
+    duration: Duration,
+) -> BoxResult<f64> {
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for c in 0..callers {
+        let (store, scope, count) = (store.clone(), scope.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seq = 0i64;
+            while Instant::now() < deadline {
+                seq += 1;
+                let cp = Checkpoint::new(
+                    scope.clone(),
+                    format!("{}", (c + seq as usize) % 32),
+                    Some(seq.to_string()),
+                    Some(seq),
+                );
+                store.set_checkpoint(&cp, &SetCheckpointOptions::new()).await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), eventhubs_store_core::Error>(())
+        }));
+    }
+    let start = Instant::now();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// pgbench running the store's upsert statement on the same table, `-M prepared`.
+fn pgbench_rate(url: &str, schema: &str, clients: usize, seconds: u64) -> BoxResult<f64> {
+    let script = std::env::temp_dir().join(format!("{schema}-upsert.sql"));
+    std::fs::write(
+        &script,
+        format!(
+            "\\set p random(0, 31)\n\\set s random(1, 1000000000)\n\
+             INSERT INTO \"{schema}\".checkpoint AS c (namespace, event_hub, consumer_group, partition_id, \
+             offset_value, sequence_number, updated_at) VALUES ('raw.servicebus.windows.net', 'hub', '$default', \
+             :p, :s, :s, clock_timestamp()) ON CONFLICT (namespace, event_hub, consumer_group, partition_id) \
+             DO UPDATE SET offset_value = EXCLUDED.offset_value, sequence_number = EXCLUDED.sequence_number, \
+             updated_at = EXCLUDED.updated_at;\n"
+        ),
+    )?;
+    let parsed = url::Url::parse(url)?;
+    let mut cmd = Command::new("pgbench");
+    cmd.args(["-n", "-M", "prepared", "-f"])
+        .arg(&script)
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+            "-T",
+            &seconds.to_string(),
+        ])
+        .args(["-h", parsed.host_str().unwrap_or("127.0.0.1")])
+        .args(["-p", &parsed.port().unwrap_or(5432).to_string()])
+        .args([
+            "-U",
+            if parsed.username().is_empty() {
+                "postgres"
+            } else {
+                parsed.username()
+            },
+        ])
+        .arg(parsed.path().trim_start_matches('/'));
+    if let Some(password) = parsed.password() {
+        cmd.env("PGPASSWORD", password);
+    }
+    let out = cmd.output()?;
+    let _ = std::fs::remove_file(&script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "no tps in pgbench output: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into()
+        })
+}

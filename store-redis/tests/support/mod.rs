@@ -1,0 +1,191 @@
+//! Test support shared by this crate's integration tests: the server URL from the environment,
+//! one fresh key prefix per test, clean-up, and the CI-aware skip rule.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use eventhubs_store_core::{Error, ErrorKind};
+use eventhubs_store_redis::{RedisOptions, RedisStore};
+
+/// Where the tests find Redis unless `EVENTHUBS_TEST_REDIS_URL` says otherwise.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+/// How to enable the tests when the server is missing.
+pub const HOW_TO_ENABLE: &str = "start Redis on 127.0.0.1:6379 (redis-server --daemonize yes --bind 127.0.0.1 \
+    --port 6379), or set EVENTHUBS_TEST_REDIS_URL=redis://host:port (or build with --features \
+    testcontainers where Docker runs)";
+
+/// The configured server URL.
+pub fn configured_url() -> String {
+    std::env::var("EVENTHUBS_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// A key prefix no other test run uses.
+pub fn unique_prefix(tag: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("ehtest_{tag}_{}", &id[..12])
+}
+
+/// Why a test could not get a store.
+#[derive(Debug)]
+pub enum Unavailable {
+    /// The server cannot be reached: skipped outside CI, a failure with CI=true.
+    Unreachable(String),
+    /// Anything else: always a failure.
+    Failed(Error),
+}
+
+/// One test's store under its own key prefix.
+pub struct TestRedis {
+    pub store: RedisStore,
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    /// A store on `url` (the configured server if `None`) under a fresh prefix for `tag`.
+    pub async fn create(tag: &str) -> Result<TestRedis, Unavailable> {
+        let url = server_url().await?;
+        Self::create_on(tag, url).await
+    }
+
+    /// A store on `url` under a fresh prefix for `tag`.
+    pub async fn create_on(tag: &str, url: String) -> Result<TestRedis, Unavailable> {
+        let prefix = unique_prefix(tag);
+        let store = RedisOptions::new(&url)
+            .prefix(&prefix)
+            .connect()
+            .await
+            .map_err(|e| {
+                if e.kind() == ErrorKind::Unavailable {
+                    Unavailable::Unreachable(e.to_string())
+                } else {
+                    Unavailable::Failed(e)
+                }
+            })?;
+        Ok(TestRedis { store, url, prefix })
+    }
+
+    /// A second, independent store (its own connection) on the same data.
+    pub async fn reopen(&self) -> Result<RedisStore, Error> {
+        RedisOptions::new(&self.url).prefix(&self.prefix).connect().await
+    }
+
+    /// Deletes every key under the prefix. (Tests may SCAN; the store never does.)
+    pub async fn cleanup(self) -> Result<(), redis::RedisError> {
+        let client = redis::Client::open(self.url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}:*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// The URL of a reachable server: the configured one, or (feature `testcontainers`) a container
+/// started for the tests when the configured one cannot be reached.
+async fn server_url() -> Result<String, Unavailable> {
+    // Probed once per test process: an unreachable server costs one probe, not one per case.
+    static PROBE: tokio::sync::OnceCell<Result<String, (bool, String)>> = tokio::sync::OnceCell::const_new();
+    PROBE
+        .get_or_init(|| async {
+            let url = configured_url();
+            let probe = RedisOptions::new(&url)
+                .connection_timeout(Duration::from_secs(3))
+                .connect()
+                .await;
+            match probe {
+                Ok(_) => Ok(url),
+                Err(e) if e.kind() == ErrorKind::Unavailable => {
+                    fallback_url(e).await.map_err(|why| (true, why))
+                }
+                Err(e) => Err((false, e.to_string())),
+            }
+        })
+        .await
+        .clone()
+        .map_err(|(unreachable, why)| {
+            if unreachable {
+                Unavailable::Unreachable(why)
+            } else {
+                Unavailable::Failed(Error::backend(why))
+            }
+        })
+}
+
+#[cfg(not(feature = "testcontainers"))]
+async fn fallback_url(e: Error) -> Result<String, String> {
+    Err(e.to_string())
+}
+
+#[cfg(feature = "testcontainers")]
+async fn fallback_url(e: Error) -> Result<String, String> {
+    container::url()
+        .await
+        .map_err(|why| format!("{e}; no container either: {why}"))
+}
+
+#[cfg(feature = "testcontainers")]
+mod container {
+    use std::sync::OnceLock;
+
+    use testcontainers::core::{ContainerPort, WaitFor};
+    use testcontainers::runners::SyncRunner;
+    use testcontainers::{GenericImage, ImageExt, ReuseDirective};
+
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+
+    /// Starts (or reuses, across runs) one `redis:7` container named `eventhubs-test-redis`.
+    /// Started from a plain thread: the blocking runner brings its own runtime.
+    pub async fn url() -> Result<String, String> {
+        if let Some(url) = URL.get() {
+            return url.clone();
+        }
+        let started = std::thread::spawn(|| {
+            GenericImage::new("redis", "7")
+                .with_exposed_port(ContainerPort::Tcp(6379))
+                .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+                .with_container_name("eventhubs-test-redis")
+                .with_reuse(ReuseDirective::Always)
+                .start()
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.get_host_port_ipv4(6379).map_err(|e| e.to_string()))
+                .map(|port| format!("redis://127.0.0.1:{port}"))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the container thread panicked".to_owned()));
+        URL.get_or_init(|| started).clone()
+    }
+}
+
+/// The CI rule for this crate's own tests: with CI=true an unreachable server fails the test;
+/// otherwise one loud line says why it was skipped and how to enable it.
+pub async fn redis_or_skip(tag: &str) -> Option<TestRedis> {
+    match TestRedis::create(tag).await {
+        Ok(r) => Some(r),
+        Err(Unavailable::Failed(e)) => panic!("redis test setup failed: {e}"),
+        Err(Unavailable::Unreachable(why)) => {
+            if eventhubs_conformance::in_ci() {
+                panic!("redis unreachable under CI=true: {why}; {HOW_TO_ENABLE}");
+            }
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                eprintln!("!!!!! SKIPPED redis tests: {why}. To enable: {HOW_TO_ENABLE}");
+            });
+            None
+        }
+    }
+}
