@@ -1,6 +1,7 @@
 //! The records a store keeps ([`Ownership`], [`Checkpoint`]), their key ([`PartitionScope`] plus
 //! a partition id), [`ETag`], and the name rules of C1 and C11.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -207,25 +208,30 @@ impl Checkpoint {
 ///
 /// `field` names the field in the error.
 pub fn normalize_name(field: &str, value: &str) -> Result<String> {
-    let bad = |why: &str| Err(Error::invalid_input(field, value, format!("{why} (rule C11)")));
+    normalized_name(value).map_err(|why| Error::invalid_input(field, value, format!("{why} (rule C11)")))
+}
+
+/// The lower-cased name, or why it breaks C11 (the field is named by the caller, lazily, so
+/// large batches do not format a field name per claim).
+fn normalized_name(value: &str) -> std::result::Result<String, String> {
     if value.is_empty() {
-        return bad("must not be empty");
+        return Err("must not be empty".into());
     }
     if value.chars().any(char::is_control) {
-        return bad("must not contain control characters");
+        return Err("must not contain control characters".into());
     }
     if value.contains('/') || value.contains('\\') {
-        return bad("must not contain '/' or '\\'");
+        return Err("must not contain '/' or '\\'".into());
     }
     if value == "." || value == ".." {
-        return bad("must not be '.' or '..'");
+        return Err("must not be '.' or '..'".into());
     }
     if value.trim() != value {
-        return bad("must not start or end with white space");
+        return Err("must not start or end with white space".into());
     }
     let lower = value.to_lowercase();
     if lower.len() > MAX_NAME_BYTES {
-        return bad(&format!("must be at most {MAX_NAME_BYTES} bytes"));
+        return Err(format!("must be at most {MAX_NAME_BYTES} bytes"));
     }
     Ok(lower)
 }
@@ -233,21 +239,19 @@ pub fn normalize_name(field: &str, value: &str) -> Result<String> {
 /// Validates an owner id (may be empty: relinquished, C8), an offset or an etag: at most
 /// [`MAX_VALUE_BYTES`] bytes and no control characters (C11).
 pub fn validate_value(field: &str, value: &str) -> Result<()> {
+    value_problem(value).map_or(Ok(()), |why| {
+        Err(Error::invalid_input(field, value, format!("{why} (rule C11)")))
+    })
+}
+
+fn value_problem(value: &str) -> Option<String> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(Error::invalid_input(
-            field,
-            value,
-            format!("must be at most {MAX_VALUE_BYTES} bytes (rule C11)"),
-        ));
+        return Some(format!("must be at most {MAX_VALUE_BYTES} bytes"));
     }
     if value.chars().any(char::is_control) {
-        return Err(Error::invalid_input(
-            field,
-            value,
-            "must not contain control characters (rule C11)",
-        ));
+        return Some("must not contain control characters".into());
     }
-    Ok(())
+    None
 }
 
 /// Validates one claim batch and returns it normalised (partition ids lower-cased).
@@ -257,9 +261,17 @@ pub fn validate_value(field: &str, value: &str) -> Result<()> {
 /// on its own, which is ambiguous for two claims of one record).
 pub fn normalize_claims(claims: &[Ownership]) -> Result<Vec<Ownership>> {
     let mut out: Vec<Ownership> = Vec::with_capacity(claims.len());
+    // (scope, partition) → index of the claim that named it first; a hash set keeps large
+    // batches linear.
+    let mut seen: HashMap<(&PartitionScope, String), usize> = HashMap::with_capacity(claims.len());
     for (i, claim) in claims.iter().enumerate() {
-        let partition_id = normalize_name(&format!("claims[{i}].partition_id"), &claim.partition_id)?;
-        validate_value(&format!("claims[{i}].owner_id"), &claim.owner_id)?;
+        let partition_id = normalized_name(&claim.partition_id).map_err(|why| {
+            let field = format!("claims[{i}].partition_id");
+            Error::invalid_input(&field, &claim.partition_id, format!("{why} (rule C11)"))
+        })?;
+        if value_problem(&claim.owner_id).is_some() {
+            validate_value(&format!("claims[{i}].owner_id"), &claim.owner_id)?;
+        }
         if let Some(etag) = &claim.etag {
             if etag.as_str().is_empty() {
                 return Err(Error::invalid_input(
@@ -268,12 +280,11 @@ pub fn normalize_claims(claims: &[Ownership]) -> Result<Vec<Ownership>> {
                     "must not be empty; use None to create (rule C3)",
                 ));
             }
-            validate_value(&format!("claims[{i}].etag"), etag.as_str())?;
+            if value_problem(etag.as_str()).is_some() {
+                validate_value(&format!("claims[{i}].etag"), etag.as_str())?;
+            }
         }
-        if let Some(j) = out
-            .iter()
-            .position(|o| o.scope == claim.scope && o.partition_id == partition_id)
-        {
+        if let Some(j) = seen.insert((&claim.scope, partition_id.clone()), i) {
             return Err(Error::invalid_input(
                 &format!("claims[{i}].partition_id"),
                 &claim.partition_id,
