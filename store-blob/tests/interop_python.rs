@@ -1,5 +1,5 @@
 //! Interop with the official Python blob checkpoint store (`azure-eventhub-checkpointstoreblob`,
-//! pinned by scripts/setup-python.sh) on one Azurite container, with mixed-case names:
+//! pinned in scripts/python-requirements.txt) on one Azurite container, with mixed-case names:
 //! (a) checkpoints written by either side are listed by the other with identical values;
 //! (b) an ownership claimed by one side is seen by the other with an owner and an etag usable
 //!     for a conditional renewal, and the stale claim of either side then loses.
@@ -50,16 +50,11 @@ fn setup(test: &str) -> Option<(String, PathBuf)> {
     let url = common::azurite_or_skip(test)?;
     match python() {
         Ok(py) => Some((url, py)),
-        Err(why) if common::in_ci() => panic!(
-            "CI=true and the Python venv is unavailable: {why}; run store-blob/scripts/setup-python.sh"
-        ),
+        Err(why) if common::in_ci() => {
+            panic!("CI=true and the Python venv is unavailable: {why}; run scripts/setup-python.sh")
+        }
         Err(why) => {
-            common::skip_loudly(
-                test,
-                "Python venv",
-                &why,
-                "run store-blob/scripts/setup-python.sh",
-            );
+            common::skip_loudly(test, "Python venv", &why, "run scripts/setup-python.sh");
             None
         }
     }

@@ -1,0 +1,336 @@
+//! The command line (clap derive): every command and its options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use eventhubs_store_core::{PartitionScope, Result};
+
+use crate::duration::parse_duration;
+use crate::legacy::LegacyFormat;
+use crate::open::OpenOptions;
+use crate::sync::SyncOptions;
+
+const STORE_URLS: &str = "Store URLs: memory:, sqlite:PATH, file:DIR, postgres://USER@HOST/DB?schema=NAME, \
+https://ACCOUNT.blob.core.windows.net/CONTAINER[?SAS], blob:CONTAINER (connection string in \
+$AZURE_STORAGE_CONNECTION_STRING). Secrets in URLs are never printed.";
+
+/// Inspect, reset, export, import and migrate Azure Event Hubs checkpoints between stores; run
+/// the conformance suite and benchmarks against any store; watch a demo.
+#[derive(Debug, Parser)]
+#[command(name = "ehstore", version, after_help = STORE_URLS)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show owner, ownership age and checkpoint of every partition of a scope (or of all scopes).
+    #[command(visible_alias = "list")]
+    Status(StatusArgs),
+    /// Set or delete one partition's checkpoint.
+    Reset(ResetArgs),
+    /// Write checkpoints (and optionally ownership) as JSON Lines.
+    Export(ExportArgs),
+    /// Read checkpoints from a JSON Lines export; writes nothing if any line is bad.
+    Import(ImportArgs),
+    /// Copy checkpoints from one store to another, verified, idempotent.
+    Migrate(MigrateArgs),
+    /// Import checkpoints from Event Processor Host lease files or Go FilePersister files.
+    ImportLegacy(ImportLegacyArgs),
+    /// Run the conformance suite (rules C1–C13) against a live store.
+    Conformance(ConformanceArgs),
+    /// Measure set_checkpoint and claim throughput and latency.
+    Bench(BenchArgs),
+    /// Three processors share eight partitions through a store: claims, renewals, take-overs.
+    Demo(DemoArgs),
+    /// Run the Event Hubs emulator in the foreground and print its connection string.
+    #[cfg(feature = "emulator")]
+    Emulator(EmulatorArgs),
+}
+
+/// A store URL and how to reach it.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The store URL (see the list below).
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// The blob container, when URL is an inline storage connection string.
+    #[arg(long)]
+    pub container: Option<String>,
+}
+
+impl StoreArgs {
+    /// Open options for reading.
+    pub fn read(&self) -> OpenOptions {
+        OpenOptions::read_only().with_container(self.container.clone())
+    }
+
+    /// Open options for writing (creates and migrates what is missing).
+    pub fn write(&self) -> OpenOptions {
+        OpenOptions::prepared().with_container(self.container.clone())
+    }
+}
+
+/// Namespace, event hub and consumer group.
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
+    /// Fully qualified namespace, e.g. myns.servicebus.windows.net.
+    #[arg(long, short = 'n', env = "EHSTORE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Event hub name.
+    #[arg(long = "hub", env = "EHSTORE_EVENT_HUB")]
+    pub event_hub: Option<String>,
+    /// Consumer group.
+    #[arg(long = "group", short = 'g', default_value = "$Default")]
+    pub consumer_group: String,
+}
+
+impl ScopeArgs {
+    /// The scope, if namespace and hub were given; `None` if neither was.
+    ///
+    /// # Errors
+    /// `InvalidInput` when only one of them is given or a name breaks rule C11.
+    pub fn optional(&self) -> Result<Option<PartitionScope>> {
+        match (&self.namespace, &self.event_hub) {
+            (None, None) => Ok(None),
+            (Some(ns), Some(hub)) => PartitionScope::new(ns, hub, &self.consumer_group).map(Some),
+            _ => Err(eventhubs_store_core::Error::new(
+                eventhubs_store_core::ErrorKind::InvalidInput,
+                "give both --namespace and --hub (and --group unless $Default)",
+            )),
+        }
+    }
+
+    /// The scope; namespace and hub are required.
+    ///
+    /// # Errors
+    /// `InvalidInput` when namespace or hub is missing or invalid.
+    pub fn required(&self) -> Result<PartitionScope> {
+        self.optional()?.ok_or_else(|| {
+            eventhubs_store_core::Error::new(
+                eventhubs_store_core::ErrorKind::InvalidInput,
+                "this command needs --namespace and --hub (and --group unless $Default)",
+            )
+        })
+    }
+}
+
+/// A store and a scope in it, the arguments of most commands.
+#[derive(Debug, Clone, Args)]
+pub struct StoreScopeArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The scope.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+/// How commands that write checkpoints treat the target.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WriteArgs {
+    /// Replace target checkpoints with a higher sequence number.
+    #[arg(long)]
+    pub overwrite_newer: bool,
+    /// Decide and show what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl WriteArgs {
+    /// The options of [`crate::sync::sync_checkpoints`].
+    pub fn options(self) -> SyncOptions {
+        SyncOptions {
+            overwrite_newer: self.overwrite_newer,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+fn duration_arg(text: &str) -> std::result::Result<Duration, String> {
+    parse_duration(text)
+}
+
+/// `ehstore status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The store and the scope.
+    #[command(flatten)]
+    pub at: StoreScopeArgs,
+    /// Every scope the store holds (needs a store that can list scopes).
+    #[arg(long, conflicts_with_all = ["namespace", "event_hub"])]
+    pub all: bool,
+    /// Ownership older than this (since its last renewal) counts as expired.
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
+    pub expiry: Duration,
+    /// JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ehstore reset`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The store and the scope.
+    #[command(flatten)]
+    pub at: StoreScopeArgs,
+    /// The partition id.
+    #[arg(long, short = 'p')]
+    pub partition: String,
+    /// The new offset (opaque string).
+    #[arg(long, required_unless_present_any = ["sequence_number", "delete"])]
+    pub offset: Option<String>,
+    /// The new sequence number.
+    #[arg(long, allow_negative_numbers = true)]
+    pub sequence_number: Option<i64>,
+    /// Delete the checkpoint: the next owner starts from its default position.
+    #[arg(long, conflicts_with_all = ["offset", "sequence_number"])]
+    pub delete: bool,
+    /// Change it even while a processor owns the partition.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Ownership older than this counts as expired (not currently owned).
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
+    pub expiry: Duration,
+}
+
+/// `ehstore export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The store and the scope.
+    #[command(flatten)]
+    pub at: StoreScopeArgs,
+    /// Every scope the store holds.
+    #[arg(long, conflicts_with_all = ["namespace", "event_hub"])]
+    pub all: bool,
+    /// Include ownership records (for inspection; import does not write them).
+    #[arg(long)]
+    pub ownership: bool,
+    /// Write to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+/// `ehstore import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The JSON Lines file (`-` for standard input).
+    #[arg(long, short = 'i')]
+    pub input: PathBuf,
+    /// Overwrite and dry-run.
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// `ehstore migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The source store URL.
+    #[arg(long)]
+    pub from: String,
+    /// The target store URL (created and migrated if missing).
+    #[arg(long)]
+    pub to: String,
+    /// The blob container of an inline connection string in --from.
+    #[arg(long)]
+    pub from_container: Option<String>,
+    /// The blob container of an inline connection string in --to.
+    #[arg(long)]
+    pub to_container: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub scope: ScopeArgs,
+    /// Every scope of the source (the default when no scope is given).
+    #[arg(long, conflicts_with_all = ["namespace", "event_hub"])]
+    pub all: bool,
+    /// Overwrite and dry-run.
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// `ehstore import-legacy`.
+#[derive(Debug, Args)]
+pub struct ImportLegacyArgs {
+    /// The store and the scope.
+    #[command(flatten)]
+    pub at: StoreScopeArgs,
+    /// Directory of lease blobs or checkpoint files (read recursively).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The files' format.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: LegacyFormat,
+    /// Overwrite and dry-run.
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// `ehstore conformance`.
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Run only the cases whose name contains this text (e.g. c7).
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+/// `ehstore bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// How long each workload runs.
+    #[arg(long, default_value = "3s", value_parser = duration_arg)]
+    pub duration: Duration,
+    /// Run each workload for this many operations instead of --duration.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ops: Option<u64>,
+    /// JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ehstore demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The store the processors share.
+    #[arg(long, default_value = "sqlite:ehstore-demo.db")]
+    pub store: String,
+    /// Ownership expires this long after its last renewal (short, so the demo is quick).
+    #[arg(long, default_value = "1500ms", value_parser = duration_arg)]
+    pub expiry: Duration,
+    /// Time between load-balancing cycles.
+    #[arg(long, default_value = "150ms", value_parser = duration_arg)]
+    pub interval: Duration,
+}
+
+/// `ehstore emulator`.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Port on 127.0.0.1 (0 picks a free one; 5672 is often taken by RabbitMQ).
+    #[arg(long, default_value_t = 5672)]
+    pub port: u16,
+    /// A hub, `name:partitions[:group1,group2]`; repeat for more.
+    #[arg(
+        long = "hub",
+        value_name = "NAME:PARTITIONS[:GROUPS]",
+        default_value = "orders:8"
+    )]
+    pub hubs: Vec<String>,
+}

@@ -1,0 +1,109 @@
+//! One module per `ehstore` command, and [`run`] to dispatch the parsed command line.
+
+pub mod bench;
+pub mod conformance;
+pub mod demo;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+pub mod export;
+pub mod import;
+pub mod legacy;
+pub mod migrate;
+pub mod reset;
+pub mod status;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use eventhubs_store_core::{Checkpoint, CheckpointStore, Error, ErrorKind, PartitionScope, Result};
+
+use crate::cli::{Command, ScopeArgs};
+use crate::sync::{Summary, SyncOptions, progress_bar, sync_checkpoints};
+
+/// Runs one command. `Ok(code)` carries the exit code of a command that ran to its end (failed
+/// conformance cases or failed records give a non-zero code); `Err` is one clear error.
+///
+/// # Errors
+/// Whatever stopped the command (bad arguments, unreachable store, bad file).
+pub async fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Status(a) => status::run(a).await,
+        Command::Reset(a) => reset::run(a).await,
+        Command::Export(a) => export::run(a).await,
+        Command::Import(a) => import::run(a).await,
+        Command::Migrate(a) => migrate::run(a).await,
+        Command::ImportLegacy(a) => legacy::run(a).await,
+        Command::Conformance(a) => conformance::run(a).await,
+        Command::Bench(a) => bench::run(a).await,
+        Command::Demo(a) => demo::run(a).await,
+        #[cfg(feature = "emulator")]
+        Command::Emulator(a) => emulator::run(a).await,
+    }
+}
+
+/// Prints a line on standard output; a closed pipe (`| head`) is not an error worth a panic.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+}
+
+/// The scopes a command works on: the one given, or with `all` every scope of the store.
+///
+/// # Errors
+/// `InvalidInput` when neither is given; `Unsupported` when the store cannot list scopes.
+pub async fn scopes_of(
+    store: &dyn CheckpointStore,
+    scope: &ScopeArgs,
+    all: bool,
+) -> Result<Vec<PartitionScope>> {
+    if let Some(one) = scope.optional()? {
+        return Ok(vec![one]);
+    }
+    if !all {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "give --namespace and --hub (and --group unless $Default), or --all",
+        ));
+    }
+    store.list_scopes().await.map_err(|e| {
+        if e.kind() == ErrorKind::Unsupported {
+            Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the {} store cannot list its scopes; name one with --namespace and --hub",
+                    store.backend_name()
+                ),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// Writes `records` into `store` with [`sync_checkpoints`] behind a progress bar, then prints
+/// the notes and the summary; exit code 1 when anything failed.
+pub async fn write_checkpoints(
+    store: &dyn CheckpointStore,
+    records: &[Checkpoint],
+    options: SyncOptions,
+    what: &str,
+) -> ExitCode {
+    let bar = progress_bar(records.len() as u64, what);
+    let summary = sync_checkpoints(store, records, options, &bar).await;
+    bar.finish_and_clear();
+    finish_sync(&summary, options.dry_run)
+}
+
+/// Prints the notes and the summary line of a sync; exit code 1 when anything failed.
+pub fn finish_sync(summary: &Summary, dry_run: bool) -> ExitCode {
+    for note in &summary.notes {
+        eprintln!("  {note}");
+    }
+    let prefix = if dry_run { "dry run: " } else { "" };
+    out(&format!("{prefix}{}", summary.line(dry_run)));
+    if summary.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,130 @@
+//! Attach: accepting publisher, consumer and reply links, or refusing them with an error.
+
+use std::sync::Arc;
+
+use fe2o3_amqp_types::definitions::Role;
+use fe2o3_amqp_types::performatives::Attach;
+use serde_amqp::value::Value;
+
+use super::REFUSAL_DETACH_DELAY;
+use super::dispatch::{Connection, Step};
+use crate::broker::lock;
+use crate::link::MAX_MESSAGE_SIZE;
+use crate::link::address::{Address, parse_address};
+use crate::link::consumer::{ConsumerLink, consumer_attach_response, resolve_consumer};
+use crate::link::publisher::attach_publisher;
+use crate::link::reply::reply_link;
+use crate::session::{HANDLE_MAX, Link};
+use crate::wire::performative::{self as perf, AmqpError, AttachOut, condition};
+
+impl Connection {
+    pub(super) fn on_attach(&mut self, channel: u16, attach: &Attach) -> Result<Step, AmqpError> {
+        let address = match attach.role {
+            Role::Sender => format!(
+                "{:?}",
+                attach.target.as_ref().map(|t| match t.as_ref() {
+                    fe2o3_amqp_types::messaging::TargetArchetype::Target(t) => t.address.clone(),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                })
+            ),
+            Role::Receiver => format!("{:?}", attach.source.as_ref().and_then(|s| s.address.clone())),
+        };
+        let span = tracing::debug_span!("amqp.attach", name = %attach.name, role = ?attach.role, %address);
+        let _guard = span.enter();
+        let handle = attach.handle.0;
+        let id = self.id;
+        let broker = Arc::clone(&self.broker);
+        let notify = Arc::clone(&self.notify);
+        let commands = self.commands.clone();
+        let session = self.session(channel)?;
+        if handle > HANDLE_MAX
+            || session.links.contains_key(&handle)
+            || session.refusals.contains_key(&handle)
+        {
+            return Err(AmqpError::new(
+                "amqp:session:handle-in-use",
+                format!("handle {handle} is in use or above {HANDLE_MAX}"),
+            ));
+        }
+        let accepted = match attach.role {
+            Role::Sender => attach_publisher(attach, &broker).map(|(link, response)| {
+                let credit = link.credit;
+                let count = link.delivery_count;
+                (Link::Publisher(link), response, Some((count, credit)))
+            }),
+            Role::Receiver => {
+                let source = attach
+                    .source
+                    .as_ref()
+                    .and_then(|s| s.address.clone())
+                    .unwrap_or_default();
+                match parse_address(&source) {
+                    Some(node @ (Address::Cbs | Address::Management)) => Ok(reply_link(attach, node)),
+                    _ => resolve_consumer(attach, &broker).and_then(|request| {
+                        let link_id = broker.next_id();
+                        request
+                            .hub
+                            .register_receiver(&request.group, request.partition, link_id, request.owner_level, commands)
+                            .map_err(|refused| AmqpError::new(condition::LINK_STOLEN, refused.0))?;
+                        let next_sequence = match request.hub.partitions.get(request.partition) {
+                            Some(log) => {
+                                let mut log = lock(log);
+                                log.add_waiter(id, &notify);
+                                log.resolve(request.position)
+                            }
+                            None => 0,
+                        };
+                        let response = consumer_attach_response(attach, &request);
+                        let link = ConsumerLink {
+                            link_id,
+                            hub: request.hub,
+                            group: request.group,
+                            partition: request.partition,
+                            next_sequence,
+                            credit: 0,
+                            delivery_count: 0,
+                            settled: matches!(attach.snd_settle_mode, fe2o3_amqp_types::definitions::SenderSettleMode::Settled),
+                            runtime_metrics: request.runtime_metrics,
+                            drain: false,
+                        };
+                        tracing::debug!(next_sequence, owner_level = ?request.owner_level, "consumer attached");
+                        Ok((Link::Consumer(Box::new(link)), response, None))
+                    }),
+                }
+            }
+        };
+        match accepted {
+            Ok((link, response, grant)) => {
+                self.out.frame(channel, &perf::attach(&response), &[])?;
+                let session = self.session(channel)?;
+                if let Some((count, credit)) = grant {
+                    let flow = session.flow(Some((handle, count, credit, 0)), false);
+                    self.out.frame(channel, &flow, &[])?;
+                }
+                self.session(channel)?.links.insert(handle, link);
+            }
+            Err(error) => {
+                tracing::debug!(condition = %error.condition, description = %error.description, "attach refused");
+                // Refuse as the spec says: attach with a null terminus, then detach with the error.
+                let refusal = AttachOut {
+                    name: attach.name.clone(),
+                    handle,
+                    role_receiver: matches!(attach.role, Role::Sender),
+                    snd_settle_mode: 0,
+                    rcv_settle_mode: 0,
+                    source: Value::Null,
+                    target: Value::Null,
+                    initial_delivery_count: matches!(attach.role, Role::Receiver).then_some(0),
+                    max_message_size: MAX_MESSAGE_SIZE,
+                    offered_capabilities: vec![],
+                    properties: vec![],
+                };
+                self.out.frame(channel, &perf::attach(&refusal), &[])?;
+                let deadline = std::time::Instant::now() + REFUSAL_DETACH_DELAY;
+                self.session(channel)?.refusals.insert(handle, (error, deadline));
+            }
+        }
+        Ok(Step::Continue)
+    }
+}

@@ -1,0 +1,187 @@
+//! One client connection: protocol headers, SASL, open, then the frame loop that dispatches
+//! performatives to sessions and links and pumps deliveries to receivers.
+//!
+//! A connection that breaks the protocol (garbage, truncated or oversized frames, unknown
+//! channels or handles) is closed with an AMQP error; nothing it does reaches other connections.
+
+mod attach;
+mod dispatch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fe2o3_amqp_types::performatives::Performative;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::Instrument;
+
+use crate::broker::Broker;
+use crate::sasl;
+use crate::session::Output;
+use crate::wire::codec::value_len;
+use crate::wire::frame::{AMQP_HEADER, FrameError, RawFrame, SASL_HEADER, read_frame};
+use crate::wire::performative::{self as perf, AmqpError, condition};
+use dispatch::Connection;
+
+/// Largest frame we accept.
+pub const MAX_FRAME_SIZE: u32 = 256 * 1024;
+/// Idle timeout we announce; a peer silent for twice as long is disconnected.
+pub const IDLE_TIMEOUT_MS: u32 = 60_000;
+/// Time allowed for headers, SASL and open.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for one write before the peer is considered stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a refused link waits for the client's detach before we send ours.
+const REFUSAL_DETACH_DELAY: Duration = Duration::from_secs(1);
+/// How often the loop looks at heartbeats and overdue refusals.
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// Sessions one connection may hold.
+const MAX_SESSIONS: usize = 256;
+
+/// Serves one accepted TCP connection until it closes, fails, or the server shuts down.
+pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: watch::Receiver<bool>, id: u64) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let span = tracing::info_span!("amqp.connection", id, %peer);
+    async move {
+        match run(stream, broker, shutdown, id).await {
+            Ok(()) => tracing::debug!("connection closed"),
+            Err(e) => tracing::debug!(error = %e, "connection ended"),
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("transport: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    #[error("handshake: {0}")]
+    Handshake(String),
+    #[error("framing: {0}")]
+    Frame(#[from] FrameError),
+}
+
+async fn run(
+    stream: TcpStream,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+    id: u64,
+) -> Result<(), ConnError> {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let remote_open = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let mut header = [0u8; 8];
+        reader.read_exact(&mut header).await?;
+        if header == SASL_HEADER {
+            let mechanism = sasl::negotiate(&mut reader, &mut writer, &broker.config.sas_key)
+                .await
+                .map_err(|e| ConnError::Handshake(e.to_string()))?;
+            tracing::debug!(%mechanism, "SASL done");
+            reader.read_exact(&mut header).await?;
+        }
+        if header != AMQP_HEADER {
+            let _ = crate::wire::frame::write_header(&mut writer, &AMQP_HEADER).await;
+            return Err(ConnError::Handshake(format!(
+                "unsupported protocol header {header:?}"
+            )));
+        }
+        crate::wire::frame::write_header(&mut writer, &AMQP_HEADER).await?;
+        let frame = read_frame(&mut reader, MAX_FRAME_SIZE).await?;
+        match decode(&frame) {
+            Ok((Performative::Open(open), _)) => Ok(open),
+            _ => Err(ConnError::Handshake("the first frame must be open".into())),
+        }
+    })
+    .await
+    .map_err(|_| ConnError::Timeout("handshake"))??;
+
+    let remote_max = remote_open
+        .max_frame_size
+        .0
+        .clamp(crate::wire::frame::MIN_MAX_FRAME_SIZE, MAX_FRAME_SIZE);
+    let mut out = Output {
+        buf: Vec::new(),
+        remote_max_frame_size: remote_max,
+    };
+    let open = perf::open(
+        &format!("eventhubs-emulator-{id}"),
+        MAX_FRAME_SIZE,
+        IDLE_TIMEOUT_MS,
+    );
+    if out.frame(0, &open, &[]).is_err() {
+        return Err(ConnError::Handshake("encoding open".into()));
+    }
+    flush(&mut writer, &mut out).await?;
+
+    let (frames_tx, frames_rx) = mpsc::channel::<Result<RawFrame, FrameError>>(16);
+    let reader_task = tokio::spawn(
+        async move {
+            let silence = Duration::from_millis(u64::from(IDLE_TIMEOUT_MS) * 2);
+            loop {
+                let result =
+                    match tokio::time::timeout(silence, read_frame(&mut reader, MAX_FRAME_SIZE)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(FrameError::Malformed("idle timeout: no frame received")),
+                    };
+                let failed = result.is_err();
+                if frames_tx.send(result).await.is_err() || failed {
+                    break;
+                }
+            }
+        }
+        .in_current_span(),
+    );
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let heartbeat = remote_open
+        .idle_time_out
+        .filter(|ms| *ms > 0)
+        .map(|ms| Duration::from_millis(u64::from(ms / 2).max(100)));
+    let mut conn = Connection {
+        id,
+        broker,
+        notify: Arc::new(Notify::new()),
+        commands: commands_tx,
+        out,
+        sessions: HashMap::new(),
+    };
+    let result = conn
+        .event_loop(&mut writer, frames_rx, commands_rx, shutdown, heartbeat)
+        .await;
+    conn.release_all();
+    reader_task.abort();
+    result
+}
+
+async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut Output) -> Result<(), ConnError> {
+    if out.buf.is_empty() {
+        return Ok(());
+    }
+    let buf = std::mem::take(&mut out.buf);
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        writer.write_all(&buf).await?;
+        writer.flush().await
+    })
+    .await
+    .map_err(|_| ConnError::Timeout("write"))??;
+    // Keep the allocation for the next round unless it grew large.
+    if buf.capacity() <= 1024 * 1024 {
+        out.buf = buf;
+        out.buf.clear();
+    }
+    Ok(())
+}
+
+/// Splits a frame body into its performative and payload.
+fn decode(frame: &RawFrame) -> Result<(Performative, &[u8]), AmqpError> {
+    let bad = |why: String| AmqpError::new(condition::DECODE_ERROR, why);
+    let len = value_len(&frame.body).map_err(|e| bad(format!("performative: {e}")))?;
+    let performative: Performative =
+        serde_amqp::from_slice(&frame.body[..len]).map_err(|e| bad(format!("performative: {e}")))?;
+    Ok((performative, &frame.body[len..]))
+}

@@ -1,0 +1,73 @@
+//! `eventhubs-emulator`: run the Event Hubs emulator from the command line.
+
+use clap::Parser;
+use eventhubs_emulator::{Emulator, Retention, config::parse_hub_spec};
+
+/// A local Azure Event Hubs (AMQP 1.0) for tests, demos and development.
+#[derive(Debug, Parser)]
+#[command(name = "eventhubs-emulator", version)]
+struct Args {
+    /// Port to listen on (0 picks a free one). 5672 is the default, like Microsoft's emulator.
+    #[arg(long, default_value_t = 5672, env = "EVENTHUBS_EMULATOR_PORT")]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// A hub: `name:partitions[:group1,group2]`; repeat for more. Default: `eh1:4`.
+    #[arg(long = "hub", value_name = "NAME:PARTITIONS[:GROUPS]")]
+    hubs: Vec<String>,
+    /// Events kept per partition before the oldest are dropped.
+    #[arg(long, default_value_t = Retention::default().max_events)]
+    retention_events: usize,
+    /// Message bytes kept per partition before the oldest are dropped.
+    #[arg(long, default_value_t = Retention::default().max_bytes)]
+    retention_bytes: usize,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eventhubs-emulator: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), eventhubs_emulator::Error> {
+    let mut builder = Emulator::builder()
+        .bind(std::net::SocketAddr::new(args.host, args.port))
+        .retention(Retention {
+            max_events: args.retention_events,
+            max_bytes: args.retention_bytes,
+        });
+    let specs = if args.hubs.is_empty() {
+        vec!["eh1:4".to_owned()]
+    } else {
+        args.hubs
+    };
+    let mut first = None;
+    for spec in &specs {
+        let (name, hub) = parse_hub_spec(spec)?;
+        first.get_or_insert_with(|| name.clone());
+        builder = builder.hub_config(&name, hub);
+    }
+    let handle = builder.start().await?;
+    println!("{}", handle.connection_string(None));
+    if let Some(hub) = first {
+        println!("{}", handle.connection_string(Some(&hub)));
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("eventhubs-emulator: shutting down");
+    handle.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! The listener: accepts connections, caps how many run at once, shuts down cleanly.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::connection;
+
+/// Accepts connections until `shutdown` flips, then waits (briefly) for them to close.
+pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    let max = broker.config.max_connections.max(1);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if active.load(Ordering::Relaxed) >= max {
+                    tracing::warn!(%peer, max, "connection limit reached; closing the new connection");
+                    drop(stream);
+                    continue;
+                }
+                active.fetch_add(1, Ordering::Relaxed);
+                let id = broker.next_id();
+                let (broker, shutdown, active) = (Arc::clone(&broker), shutdown.clone(), Arc::clone(&active));
+                tasks.spawn(async move {
+                    connection::serve(stream, broker, shutdown, id).await;
+                    active.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            // Reap finished connection tasks so the set does not grow with the run's history.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        tasks.abort_all();
+    }
+}

@@ -1,0 +1,239 @@
+//! Value boundaries in AMQP-encoded bytes, with a nesting limit.
+//!
+//! Every byte string from a client passes through [`value_len`] before any decoder sees it: it
+//! proves the bytes hold complete, well-formed values and caps nesting, so a hostile frame can
+//! neither make a decoder read past its end nor recurse the stack away.
+
+/// Deepest nesting of described/list/map/array values accepted from a client.
+pub const MAX_DEPTH: usize = 48;
+
+/// Why bytes are not a well-formed AMQP value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The bytes end in the middle of a value.
+    #[error("truncated AMQP value")]
+    Truncated,
+    /// An unknown format code.
+    #[error("invalid AMQP format code 0x{0:02x}")]
+    BadFormatCode(u8),
+    /// Values nested deeper than [`MAX_DEPTH`].
+    #[error("AMQP value nested deeper than {MAX_DEPTH}")]
+    TooDeep,
+    /// A value that is well-formed but not what the protocol requires here.
+    #[error("unexpected AMQP value: {0}")]
+    Unexpected(&'static str),
+}
+
+fn read_u8(bytes: &[u8], at: usize) -> Result<usize, CodecError> {
+    bytes
+        .get(at)
+        .map(|b| usize::from(*b))
+        .ok_or(CodecError::Truncated)
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Result<usize, CodecError> {
+    let slice = bytes.get(at..at + 4).ok_or(CodecError::Truncated)?;
+    let mut buf = [0u8; 4];
+    buf.copy_from_slice(slice);
+    usize::try_from(u32::from_be_bytes(buf)).map_err(|_| CodecError::Truncated)
+}
+
+/// Length in bytes of the one value at the start of `bytes` (constructor included).
+pub fn value_len(bytes: &[u8]) -> Result<usize, CodecError> {
+    value_len_at(bytes, 0)
+}
+
+fn value_len_at(bytes: &[u8], depth: usize) -> Result<usize, CodecError> {
+    if depth > MAX_DEPTH {
+        return Err(CodecError::TooDeep);
+    }
+    let code = *bytes.first().ok_or(CodecError::Truncated)?;
+    if code == 0x00 {
+        let descriptor = value_len_at(bytes.get(1..).ok_or(CodecError::Truncated)?, depth + 1)?;
+        let rest = bytes.get(1 + descriptor..).ok_or(CodecError::Truncated)?;
+        let value = value_len_at(rest, depth + 1)?;
+        return Ok(1 + descriptor + value);
+    }
+    let body = body_len(code, &bytes[1..], depth)?;
+    Ok(1 + body)
+}
+
+/// Length of a value's body (after its constructor byte).
+fn body_len(code: u8, bytes: &[u8], depth: usize) -> Result<usize, CodecError> {
+    let fixed = |n: usize| {
+        if bytes.len() >= n {
+            Ok(n)
+        } else {
+            Err(CodecError::Truncated)
+        }
+    };
+    match code {
+        0x40..=0x45 => Ok(0),
+        0x50..=0x56 => fixed(1),
+        0x60 | 0x61 => fixed(2),
+        0x70..=0x74 => fixed(4),
+        0x80..=0x84 => fixed(8),
+        0x94 | 0x98 => fixed(16),
+        0xa0 | 0xa1 | 0xa3 => {
+            let n = read_u8(bytes, 0)?;
+            fixed(1 + n)
+        }
+        0xb0 | 0xb1 | 0xb3 => {
+            let n = read_u32(bytes, 0)?;
+            fixed(4usize.saturating_add(n))
+        }
+        0xc0 | 0xc1 => {
+            let size = read_u8(bytes, 0)?;
+            let count = read_u8(bytes, 1)?;
+            compound(bytes, 1, size, 1, count, code == 0xc1, depth)
+        }
+        0xd0 | 0xd1 => {
+            let size = read_u32(bytes, 0)?;
+            let count = read_u32(bytes, 4)?;
+            compound(bytes, 4, size, 4, count, code == 0xd1, depth)
+        }
+        0xe0 => {
+            let size = read_u8(bytes, 0)?;
+            let count = read_u8(bytes, 1)?;
+            array(bytes, 1, size, 2, count, depth)
+        }
+        0xf0 => {
+            let size = read_u32(bytes, 0)?;
+            let count = read_u32(bytes, 4)?;
+            array(bytes, 4, size, 8, count, depth)
+        }
+        other => Err(CodecError::BadFormatCode(other)),
+    }
+}
+
+/// A list or map: `size` counts the bytes after the size field; elements follow the count.
+fn compound(
+    bytes: &[u8],
+    size_width: usize,
+    size: usize,
+    count_width: usize,
+    count: usize,
+    is_map: bool,
+    depth: usize,
+) -> Result<usize, CodecError> {
+    let total = size_width.saturating_add(size);
+    let region = bytes.get(..total).ok_or(CodecError::Truncated)?;
+    if is_map && !count.is_multiple_of(2) {
+        return Err(CodecError::Unexpected("map with an odd element count"));
+    }
+    let mut at = size_width + count_width;
+    for _ in 0..count {
+        let rest = region.get(at..).ok_or(CodecError::Truncated)?;
+        at += value_len_at(rest, depth + 1)?;
+    }
+    if at != total {
+        return Err(CodecError::Unexpected(
+            "compound size does not match its elements",
+        ));
+    }
+    Ok(total)
+}
+
+/// An array: one element constructor, then `count` bodies without constructors.
+fn array(
+    bytes: &[u8],
+    size_width: usize,
+    size: usize,
+    header: usize,
+    count: usize,
+    depth: usize,
+) -> Result<usize, CodecError> {
+    let total = size_width.saturating_add(size);
+    let region = bytes.get(..total).ok_or(CodecError::Truncated)?;
+    let mut at = header;
+    let mut code = read_u8(region, at)?;
+    at += 1;
+    if code == 0 {
+        // Described element type: a descriptor value then the element constructor.
+        let rest = region.get(at..).ok_or(CodecError::Truncated)?;
+        at += value_len_at(rest, depth + 1)?;
+        code = read_u8(region, at)?;
+        at += 1;
+    }
+    let element = u8::try_from(code).map_err(|_| CodecError::BadFormatCode(0xff))?;
+    for _ in 0..count {
+        let rest = region.get(at..).ok_or(CodecError::Truncated)?;
+        at += body_len(element, rest, depth + 1)?;
+    }
+    if at != total {
+        return Err(CodecError::Unexpected("array size does not match its elements"));
+    }
+    Ok(total)
+}
+
+/// The numeric descriptor of the described value at the start of `bytes`, if it has one.
+pub fn descriptor_code(bytes: &[u8]) -> Option<u64> {
+    if bytes.first() != Some(&0x00) {
+        return None;
+    }
+    match *bytes.get(1)? {
+        0x44 => Some(0),
+        0x53 => bytes.get(2).map(|b| u64::from(*b)),
+        0x80 => {
+            let slice = bytes.get(2..10)?;
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(slice);
+            Some(u64::from_be_bytes(buf))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_of_simple_values() {
+        assert_eq!(value_len(&[0x40]), Ok(1));
+        assert_eq!(value_len(&[0x52, 7]), Ok(2));
+        assert_eq!(value_len(&[0xa1, 2, b'h', b'i', 0xff]), Ok(4));
+        assert_eq!(value_len(&[0xc0, 3, 2, 0x41, 0x42]), Ok(5));
+        assert_eq!(value_len(&[0x00, 0x53, 0x10, 0x45]), Ok(4));
+        assert_eq!(value_len(&[0xe0, 4, 2, 0x51, 1, 2]), Ok(6));
+    }
+
+    #[test]
+    fn malformed_values_are_errors_not_panics() {
+        assert_eq!(value_len(&[]), Err(CodecError::Truncated));
+        assert_eq!(value_len(&[0xa1, 5, b'h']), Err(CodecError::Truncated));
+        assert_eq!(value_len(&[0xff]), Err(CodecError::BadFormatCode(0xff)));
+        assert!(value_len(&[0xc0, 2, 2, 0x41]).is_err());
+        assert!(value_len(&[0xd0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]).is_err());
+        // 10 000 nested described values must not overflow the stack.
+        let deep = vec![0x00u8; 10_000];
+        assert_eq!(value_len(&deep), Err(CodecError::TooDeep));
+        let lists: Vec<u8> = std::iter::repeat_n([0xc0u8, 0xff, 1], 1000).flatten().collect();
+        assert!(value_len(&lists).is_err());
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut seed = 0x1234_5678_u32;
+        for _ in 0..20_000 {
+            let mut buf = [0u8; 24];
+            for b in &mut buf {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                *b = (seed & 0xff) as u8;
+            }
+            let _ = value_len(&buf);
+        }
+    }
+
+    #[test]
+    fn descriptor_codes() {
+        assert_eq!(descriptor_code(&[0x00, 0x53, 0x75]), Some(0x75));
+        assert_eq!(
+            descriptor_code(&[0x00, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x72]),
+            Some(0x72)
+        );
+        assert_eq!(descriptor_code(&[0x53, 0x75]), None);
+    }
+}

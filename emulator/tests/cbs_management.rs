@@ -1,0 +1,178 @@
+//! `$cbs` put-token, `$management` READ and SASL, with a plain fe2o3-amqp client.
+
+// Helpers outside #[test] functions fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Client, start};
+use eventhubs_emulator::SasKey;
+use eventhubs_emulator::broker::now_ms;
+use eventhubs_emulator::cbs::sas_token;
+use fe2o3_amqp::sasl_profile::SaslProfile;
+use fe2o3_amqp::types::primitives::Value;
+
+const PUT_TOKEN: [(&str, &str); 3] = [
+    ("operation", "put-token"),
+    ("type", "servicebus.windows.net:sastoken"),
+    ("name", "sb://localhost/orders"),
+];
+
+#[tokio::test]
+async fn put_token_with_a_valid_sas_is_202() {
+    let emulator = start().await;
+    let mut client = Client::connect(&emulator).await;
+    let token = sas_token("sb://localhost/orders", &SasKey::default(), now_ms() / 1000 + 600);
+    let (status, _, _) = client.request("$cbs", &PUT_TOKEN, Value::String(token)).await;
+    assert_eq!(status, 202);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn put_token_with_a_bad_signature_or_expired_is_401() {
+    let emulator = start().await;
+    let mut client = Client::connect(&emulator).await;
+    let forged = SasKey {
+        name: SasKey::default().name,
+        key: "not-the-key".into(),
+    };
+    let bad = sas_token("sb://localhost/orders", &forged, now_ms() / 1000 + 600);
+    let (status, description, _) = client.request("$cbs", &PUT_TOKEN, Value::String(bad)).await;
+    assert_eq!(status, 401);
+    assert!(description.contains("signature"), "{description}");
+    let expired = sas_token("sb://localhost/orders", &SasKey::default(), 1000);
+    let (status, description, _) = client.request("$cbs", &PUT_TOKEN, Value::String(expired)).await;
+    assert_eq!(status, 401);
+    assert!(description.contains("expired"), "{description}");
+    let (status, _, _) = client
+        .request(
+            "$cbs",
+            &[("operation", "other"), ("name", "x")],
+            Value::String("t".into()),
+        )
+        .await;
+    assert_eq!(status, 400);
+    client.close().await;
+}
+
+fn map_get<'a>(body: &'a Value, key: &str) -> &'a Value {
+    match body {
+        Value::Map(m) => m
+            .get(&Value::String(key.into()))
+            .unwrap_or_else(|| panic!("{key} missing")),
+        other => panic!("body is not a map: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn management_reads_hub_and_partition() {
+    let emulator = start().await;
+    let mut client = Client::connect(&emulator).await;
+    let (status, _, body) = client
+        .request(
+            "$management",
+            &[
+                ("operation", "READ"),
+                ("name", "orders"),
+                ("type", "com.microsoft:eventhub"),
+            ],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(map_get(&body, "name"), &Value::String("orders".into()));
+    assert_eq!(map_get(&body, "partition_count"), &Value::Int(4));
+    assert!(matches!(map_get(&body, "created_at"), Value::Timestamp(_)));
+    match map_get(&body, "partition_ids") {
+        Value::Array(ids) => assert_eq!(
+            ids.0,
+            (0..4).map(|i| Value::String(i.to_string())).collect::<Vec<_>>()
+        ),
+        other => panic!("partition_ids must be an AMQP array, got {other:?}"),
+    }
+    let (status, _, body) = client
+        .request(
+            "$management",
+            &[
+                ("operation", "READ"),
+                ("name", "orders"),
+                ("type", "com.microsoft:partition"),
+                ("partition", "1"),
+            ],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(map_get(&body, "begin_sequence_number"), &Value::Long(0));
+    assert_eq!(map_get(&body, "last_enqueued_sequence_number"), &Value::Long(-1));
+    assert_eq!(
+        map_get(&body, "last_enqueued_offset"),
+        &Value::String("-1".into())
+    );
+    assert!(matches!(
+        map_get(&body, "last_enqueued_time_utc"),
+        Value::Timestamp(_)
+    ));
+    assert_eq!(map_get(&body, "is_partition_empty"), &Value::Bool(true));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn management_errors_are_404_and_400() {
+    let emulator = start().await;
+    let mut client = Client::connect(&emulator).await;
+    let (status, description, _) = client
+        .request(
+            "$management",
+            &[
+                ("operation", "READ"),
+                ("name", "missing"),
+                ("type", "com.microsoft:eventhub"),
+            ],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert!(description.contains("missing"));
+    let (status, _, _) = client
+        .request(
+            "$management",
+            &[
+                ("operation", "READ"),
+                ("name", "orders"),
+                ("type", "com.microsoft:partition"),
+                ("partition", "17"),
+            ],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = client
+        .request(
+            "$management",
+            &[("operation", "DELETE"), ("name", "orders")],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 400);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn sasl_plain_checks_the_key() {
+    let emulator = start().await;
+    let good = SaslProfile::Plain {
+        username: "RootManageSharedAccessKey".into(),
+        password: "SAS_KEY_VALUE".into(),
+    };
+    Client::connect_with(&emulator, good)
+        .await
+        .expect("PLAIN with the key")
+        .close()
+        .await;
+    let bad = SaslProfile::Plain {
+        username: "RootManageSharedAccessKey".into(),
+        password: "wrong".into(),
+    };
+    assert!(Client::connect_with(&emulator, bad).await.is_err());
+}
