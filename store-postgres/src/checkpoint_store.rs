@@ -15,27 +15,36 @@ use time::OffsetDateTime;
 use crate::error::{BACKEND, corrupt, map_sqlx, retry_if_dead};
 use crate::store::PostgresStore;
 
-/// The claim batch as parallel arrays, one element per claim (the `unnest` parameters).
+/// The claim batch as parallel arrays, one element per claim (the `unnest` parameters), borrowed
+/// from the claims: no copy of a name per claim.
 #[derive(Default)]
-struct ClaimColumns {
-    namespaces: Vec<String>,
-    event_hubs: Vec<String>,
-    consumer_groups: Vec<String>,
-    partition_ids: Vec<String>,
-    owner_ids: Vec<String>,
-    etags: Vec<Option<String>>,
+struct ClaimColumns<'a> {
+    namespaces: Vec<&'a str>,
+    event_hubs: Vec<&'a str>,
+    consumer_groups: Vec<&'a str>,
+    partition_ids: Vec<&'a str>,
+    owner_ids: Vec<&'a str>,
+    etags: Vec<Option<&'a str>>,
 }
 
-impl ClaimColumns {
-    fn of(claims: &[Ownership]) -> Self {
-        let mut c = ClaimColumns::default();
+impl<'a> ClaimColumns<'a> {
+    fn of(claims: &'a [Ownership]) -> Self {
+        let n = claims.len();
+        let mut c = ClaimColumns {
+            namespaces: Vec::with_capacity(n),
+            event_hubs: Vec::with_capacity(n),
+            consumer_groups: Vec::with_capacity(n),
+            partition_ids: Vec::with_capacity(n),
+            owner_ids: Vec::with_capacity(n),
+            etags: Vec::with_capacity(n),
+        };
         for claim in claims {
-            c.namespaces.push(claim.scope.namespace().to_owned());
-            c.event_hubs.push(claim.scope.event_hub().to_owned());
-            c.consumer_groups.push(claim.scope.consumer_group().to_owned());
-            c.partition_ids.push(claim.partition_id.clone());
-            c.owner_ids.push(claim.owner_id.clone());
-            c.etags.push(claim.etag.as_ref().map(|e| e.as_str().to_owned()));
+            c.namespaces.push(claim.scope.namespace());
+            c.event_hubs.push(claim.scope.event_hub());
+            c.consumer_groups.push(claim.scope.consumer_group());
+            c.partition_ids.push(&claim.partition_id);
+            c.owner_ids.push(&claim.owner_id);
+            c.etags.push(claim.etag.as_ref().map(ETag::as_str));
         }
         c
     }
@@ -139,22 +148,26 @@ impl CheckpointStore for PostgresStore {
                 .fetch_all(&self.inner.pool)
                 .await
                 .map_err(|e| map_sqlx(e, "claim_ownership"))?;
+        // The winners are moved out of the normalized batch (each position answers at most once:
+        // the statement returns one row per won claim, in position order).
+        let total = claims.len();
+        let mut claims: Vec<Option<Ownership>> = claims.into_iter().map(Some).collect();
         let mut result = Vec::with_capacity(won.len());
         for (idx, etag, time) in won {
             let claim = usize::try_from(idx - 1)
                 .ok()
-                .and_then(|i| claims.get(i))
+                .and_then(|i| claims.get_mut(i))
+                .and_then(Option::take)
                 .ok_or_else(|| {
                     eventhubs_store_core::Error::backend(format!(
-                        "claim_ownership: the server answered for claim {idx} of {}",
-                        claims.len()
+                        "claim_ownership: the server answered for claim {idx} of {total} (out of range or twice)"
                     ))
                     .with_backend(BACKEND)
                 })?;
             result.push(Ownership {
                 etag: Some(ETag::new(etag)),
                 last_modified_time: Some(time),
-                ..claim.clone()
+                ..claim
             });
         }
         tracing::debug!(won = result.len(), "claim batch done");

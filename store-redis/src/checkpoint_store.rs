@@ -8,21 +8,25 @@ use eventhubs_store_core::{
     SetCheckpointOptions, fence_refused, normalize_checkpoint, normalize_claims, normalize_name,
 };
 use futures::future::try_join_all;
+use time::OffsetDateTime;
 
 use crate::codec::{decode_checkpoint, decode_ownership, encode_checkpoint, time_from_micros};
 use crate::error::{BACKEND, corrupt, map_redis};
 use crate::keys::parse_registry_member;
 use crate::store::RedisStore;
 
+/// A won claim: its position in the batch, its new etag and its new `last_modified_time`.
+type Win = (usize, String, OffsetDateTime);
+
 impl RedisStore {
     /// Runs the claim script once for the claims (`indexes` into `claims`) of one scope and returns
-    /// the won ones with their positions.
+    /// the won ones: position, new etag, new time.
     async fn claim_scope(
         &self,
         claims: &[Ownership],
         scope: &PartitionScope,
         indexes: &[usize],
-    ) -> Result<Vec<(usize, Ownership)>> {
+    ) -> Result<Vec<Win>> {
         self.register(scope).await?;
         let keys = self.inner.keys.scope_keys(scope);
         let mut invocation = self.inner.scripts.claim_batch.prepare_invoke();
@@ -39,7 +43,7 @@ impl RedisStore {
                 .arg(&etag);
             etags.push(etag);
         }
-        let stamps: Vec<String> = invocation
+        let stamps: Vec<Option<i64>> = invocation
             .invoke_async(&mut self.connection())
             .await
             .map_err(|e| map_redis(e, "claim_ownership"))?;
@@ -53,19 +57,12 @@ impl RedisStore {
         }
         let mut won = Vec::new();
         for ((&i, etag), stamp) in indexes.iter().zip(etags).zip(stamps) {
-            if stamp.is_empty() {
+            let Some(micros) = stamp else {
                 continue; // lost (C6)
-            }
-            let time =
-                time_from_micros(&stamp).ok_or_else(|| corrupt("time stamp", &keys.ownership, &stamp))?;
-            won.push((
-                i,
-                Ownership {
-                    etag: Some(ETag::new(etag)),
-                    last_modified_time: Some(time),
-                    ..claims[i].clone()
-                },
-            ));
+            };
+            let time = time_from_micros(micros)
+                .ok_or_else(|| corrupt("time stamp", &keys.ownership, &micros.to_string()))?;
+            won.push((i, etag, time));
         }
         Ok(won)
     }
@@ -132,10 +129,24 @@ impl CheckpointStore for RedisStore {
                 .map(|(scope, indexes)| self.claim_scope(&claims, scope, indexes)),
         )
         .await?;
-        let mut won: Vec<(usize, Ownership)> = per_scope.into_iter().flatten().collect();
-        won.sort_by_key(|(i, _)| *i);
-        tracing::debug!(won = won.len(), "claim batch done");
-        Ok(won.into_iter().map(|(_, o)| o).collect())
+        let mut won: Vec<Win> = per_scope.into_iter().flatten().collect();
+        won.sort_by_key(|(i, _, _)| *i);
+        // The winners are moved out of the normalized batch: no copy of their names. Scopes
+        // partition the positions, so each position answers at most once.
+        let mut claims: Vec<Option<Ownership>> = claims.into_iter().map(Some).collect();
+        let mut result = Vec::with_capacity(won.len());
+        for (i, etag, time) in won {
+            let claim = claims.get_mut(i).and_then(Option::take).ok_or_else(|| {
+                Error::backend(format!("claim_ownership: claim {i} answered twice")).with_backend(BACKEND)
+            })?;
+            result.push(Ownership {
+                etag: Some(ETag::new(etag)),
+                last_modified_time: Some(time),
+                ..claim
+            });
+        }
+        tracing::debug!(won = result.len(), "claim batch done");
+        Ok(result)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = BACKEND, %scope))]

@@ -29,13 +29,13 @@ pub(crate) fn decode_ownership(
         partition_id,
         owner_id: owner_id.to_owned(),
         etag: Some(ETag::new(etag)),
-        last_modified_time: Some(time_from_micros(micros)?),
+        last_modified_time: Some(time_from_micros(micros.parse().ok()?)?),
     })
 }
 
-/// Reads the store's time stamp (microseconds since the Unix epoch, as the claim script writes it).
-pub(crate) fn time_from_micros(micros: &str) -> Option<OffsetDateTime> {
-    let micros: i64 = micros.parse().ok()?;
+/// The time of a store time stamp (microseconds since the Unix epoch, as the claim script writes
+/// it); `None` if out of range.
+pub(crate) fn time_from_micros(micros: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).ok()
 }
 

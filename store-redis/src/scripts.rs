@@ -9,14 +9,23 @@ use redis::Script;
 
 /// Claims of one scope. `KEYS[1]` = the scope's ownership hash. `ARGV` = groups of four per claim:
 /// partition id, expected etag (`""` = create, C3), owner id, new etag (fresh, from the
-/// client, so etags never repeat, C5). Returns one string per claim: the new
-/// `last_modified_time` in µs since the epoch if won, `""` if lost (C6).
+/// client, so etags never repeat, C5). Returns one entry per claim: the new
+/// `last_modified_time` in µs since the epoch (an integer) if won, nil if lost (C6).
 ///
 /// Time comes from the server (`TIME`) and never goes back for a partition:
 /// `max(now, previous)` (C5). µs since the epoch stay below 2^53, exact in a Lua double.
+///
+/// Per claim the script allocates as little as Lua allows (strings are interned, so every new
+/// string costs a hash and an allocation): the stamp of the batch is formatted once; the stored
+/// etag is compared in place (`find` anchored at 1 plus the separator byte, no substring); only
+/// the previous stamp is cut out, to keep the maximum; the new record is one concatenation with
+/// the batch's `"\n<stamp>\n"` separator (another only if the previous stamp is later); and the
+/// result is the stamp as a number, not a string per claim.
 const CLAIM_BATCH: &str = r#"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = t[1] .. string.format('%06d', tonumber(t[2]))
+local now_number = tonumber(now)
+local now_sep = '\n' .. now .. '\n'
 local n = #ARGV / 4
 -- One HMGET for the whole batch and one HSET for all winners (in chunks: unpack has a stack
 -- limit), not two calls per claim: a 32-claim batch costs little more than a single claim.
@@ -31,36 +40,40 @@ for s = 1, n, 500 do
     current[s + j - 1] = part[j]
   end
 end
-local out, writes = {}, {}
+local out, writes, w = {}, {}, 0
 for i = 1, n do
   local base = (i - 1) * 4
-  local partition, expected, owner, etag = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
-  local cur = current[i]
-  local wins, previous = false, 0
+  local expected, cur = ARGV[base + 2], current[i]
+  local wins, sep, stamp = false, now_sep, now_number
   if expected == '' then
     wins = (cur == false)
   elseif cur then
-    local a = string.find(cur, '\n', 1, true)
-    if a and string.sub(cur, 1, a - 1) == expected then
-      local b = string.find(cur, '\n', a + 1, true)
+    local e = #expected
+    -- The stored etag is everything before the first newline (an etag holds none, C11).
+    if string.byte(cur, e + 1) == 10 and string.find(cur, expected, 1, true) == 1 then
+      local b = string.find(cur, '\n', e + 2, true)
       if not b then
-        return redis.error_reply('CORRUPT ownership record of partition ' .. partition)
+        return redis.error_reply('CORRUPT ownership record of partition ' .. ARGV[base + 1])
       end
       wins = true
-      previous = tonumber(string.sub(cur, a + 1, b - 1)) or 0
+      local previous = string.sub(cur, e + 2, b - 1)
+      local p = tonumber(previous)
+      if p and p > now_number then
+        sep, stamp = '\n' .. string.format('%.0f', p) .. '\n', p
+      end
     end
   end
   if wins then
-    local stamp = string.format('%.0f', math.max(now, previous))
-    writes[#writes + 1] = partition
-    writes[#writes + 1] = etag .. '\n' .. stamp .. '\n' .. owner
+    writes[w + 1] = ARGV[base + 1]
+    writes[w + 2] = ARGV[base + 4] .. sep .. ARGV[base + 3]
+    w = w + 2
     out[i] = stamp
   else
-    out[i] = ''
+    out[i] = false
   end
 end
-for s = 1, #writes, 1000 do
-  redis.call('HSET', KEYS[1], unpack(writes, s, math.min(s + 999, #writes)))
+for s = 1, w, 1000 do
+  redis.call('HSET', KEYS[1], unpack(writes, s, math.min(s + 999, w)))
 end
 return out
 "#;

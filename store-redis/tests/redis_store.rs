@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use eventhubs_store_core::{
-    Checkpoint, CheckpointStore, ClaimOptions, ErrorKind, Ownership, PartitionScope, SetCheckpointOptions,
+    Checkpoint, CheckpointStore, ClaimOptions, ETag, ErrorKind, Ownership, PartitionScope,
+    SetCheckpointOptions,
 };
 use eventhubs_store_redis::{RedisOptions, RedisStore};
 use support::{TestRedis, configured_url, redis_or_skip};
@@ -52,6 +53,67 @@ async fn scripts_flushed_on_the_server_are_loaded_again() {
         .await
         .unwrap();
     assert_eq!(won.len(), 1);
+    r.cleanup().await.unwrap();
+}
+
+/// The claim script compares the stored etag in place (no substring): an expected etag that is a
+/// prefix of the stored one, or the stored one plus more, must lose (C4); and a stored time later
+/// than the server's clock is kept, never moved back (C5), next to a claim stamped with `now`.
+#[tokio::test]
+async fn c4_c5_etag_prefixes_lose_and_a_later_stored_time_is_kept() {
+    let Some(r) = redis_or_skip("stamps").await else {
+        return;
+    };
+    let claims = [
+        Ownership::new(scope(), "0", "a"),
+        Ownership::new(scope(), "1", "a"),
+    ];
+    let held = r.store.claim_ownership(&claims, &opts()).await.unwrap();
+    assert_eq!(held.len(), 2);
+    let etag = held[0].etag.clone().unwrap();
+    for wrong in [
+        &etag.as_str()[..etag.as_str().len() - 1],
+        &format!("{}0", etag.as_str()),
+    ] {
+        let claim = Ownership::new(scope(), "0", "b").with_etag(Some(ETag::new(wrong)));
+        assert!(
+            r.store
+                .claim_ownership(&[claim], &opts())
+                .await
+                .unwrap()
+                .is_empty(),
+            "{wrong}"
+        );
+    }
+
+    // Partition 0's record gets a time one hour ahead of the server's clock.
+    let key = format!(
+        "{}:{{ns.servicebus.windows.net/hub/$default}}:ownership",
+        r.prefix
+    );
+    let later = held[0].last_modified_time.unwrap() + time::Duration::hours(1);
+    let later_micros = i64::try_from(later.unix_timestamp_nanos() / 1000).unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg(&key)
+        .arg("0")
+        .arg(format!("{}\n{later_micros}\na", etag.as_str()))
+        .query_async(&mut admin().await)
+        .await
+        .unwrap();
+    let renew: Vec<Ownership> = held
+        .iter()
+        .map(|o| Ownership::new(scope(), &o.partition_id, "a").with_etag(o.etag.clone()))
+        .collect();
+    let renewed = r.store.claim_ownership(&renew, &opts()).await.unwrap();
+    assert_eq!(renewed.len(), 2);
+    assert_eq!(renewed[0].last_modified_time, Some(later));
+    assert_ne!(renewed[0].etag, held[0].etag);
+    let now = renewed[1].last_modified_time.unwrap();
+    assert!(now >= held[1].last_modified_time.unwrap() && now < later);
+    let listed = r.store.list_ownership(&scope()).await.unwrap();
+    let zero = listed.iter().find(|o| o.partition_id == "0").unwrap();
+    assert_eq!(zero.last_modified_time, Some(later));
+    assert_eq!(zero.etag, renewed[0].etag);
     r.cleanup().await.unwrap();
 }
 
