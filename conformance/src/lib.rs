@@ -58,7 +58,7 @@ pub use cases::{CASES, Case};
 pub use context::{CaseResult, Ctx, Failure};
 pub use harness::{Harness, Instance, SetupError};
 pub use model::proptest_cases;
-pub use runner::{CaseReport, Outcome, Report, in_ci, run_all, run_case_blocking, run_one};
+pub use runner::{CaseReport, Outcome, Report, in_ci, run_all, run_case_blocking, run_one, skip_unless_ci};
 
 /// Generates one `#[test]` per conformance case, named after the case, running it against the
 /// harness expression (evaluated afresh in every test).

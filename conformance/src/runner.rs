@@ -190,13 +190,23 @@ pub fn run_case_blocking(harness: &dyn Harness, name: &str) {
     match report.outcome {
         Outcome::Passed => {}
         Outcome::Failed(failure) => panic!("{} failed against {}: {failure}", case.name, harness.name()),
-        Outcome::Skipped(why) => {
-            if in_ci() {
-                panic!("{} could not run with CI=true: {why}", case.name);
-            }
-            skip_line_once(harness.name(), &why);
-        }
+        Outcome::Skipped(why) => fail_in_ci_or_skip_loudly(harness.name(), &why),
     }
+}
+
+/// The project's one rule for a backend a test cannot reach: with `CI=true` the test fails
+/// (panics); otherwise one loud line per backend and process says why and how to enable it, and
+/// the caller skips. Backends' own integration tests call this too, so every skip looks alike.
+pub fn skip_unless_ci(backend: &str, why: &str, how_to_enable: &str) {
+    fail_in_ci_or_skip_loudly(backend, &format!("{why}; to enable: {how_to_enable}"));
+}
+
+#[allow(clippy::panic)] // a failing test must panic: that is how the test harness sees it
+fn fail_in_ci_or_skip_loudly(backend: &str, why: &str) {
+    if in_ci() {
+        panic!("{backend} could not run with CI=true: {why}");
+    }
+    skip_line_once(backend, why);
 }
 
 /// True when `CI` is set to `true` (or `1`): unreachable backends then fail instead of skipping.
@@ -208,8 +218,6 @@ fn skip_line_once(backend: &str, why: &str) {
     static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let Ok(mut seen) = SEEN.lock() else { return };
     if seen.get_or_insert_with(HashSet::new).insert(backend.to_string()) {
-        eprintln!(
-            "\n!!!!!!!! SKIPPING the {backend} conformance suite: {why} (with CI=true this is a failure) !!!!!!!!\n"
-        );
+        eprintln!("\n!!!!!!!! SKIPPING {backend} tests: {why} (with CI=true this is a failure) !!!!!!!!\n");
     }
 }

@@ -98,17 +98,9 @@ pub fn export_all(url: &str) -> Vec<String> {
     lines
 }
 
-/// True when `CI` is `true` or `1`.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
 /// An optional backend is unavailable: one loud line outside CI, a failure with CI=true.
 pub fn skip_or_fail(backend: &str, why: &str, how: &str) {
-    if in_ci() {
-        panic!("{backend} is required with CI=true but unavailable: {why}; {how}");
-    }
-    eprintln!("\n!!!!!!!! SKIPPING the {backend} part of this test: {why}; to enable: {how} !!!!!!!!\n");
+    eventhubs_conformance::skip_unless_ci(backend, why, how);
 }
 
 /// Whether something listens on `host:port`.

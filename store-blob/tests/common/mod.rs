@@ -21,11 +21,6 @@ pub const HOW_TO_ENABLE: &str = "run store-blob/scripts/setup-azurite.sh once (t
      Azurite themselves), or eval \"$(store-blob/scripts/start-azurite.sh)\" to export \
      EVENTHUBS_TEST_AZURITE_BLOB_URL";
 
-/// Whether an unreachable backend must fail the run (CI=true).
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
 /// The store-blob folder, symlinks resolved (the scripts live there; `.tools` is beside it).
 pub fn store_blob_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -87,9 +82,12 @@ pub fn unique_container(prefix: &str) -> String {
 pub fn azurite_or_skip(test: &str) -> Option<String> {
     match azurite_url() {
         Ok(url) => Some(url),
-        Err(why) if in_ci() => panic!("CI=true and Azurite is unavailable: {why}; {HOW_TO_ENABLE}"),
         Err(why) => {
-            skip_loudly(test, "Azurite", &why, HOW_TO_ENABLE);
+            eventhubs_conformance::skip_unless_ci(
+                "blob (Azurite)",
+                &format!("{why} (in {test})"),
+                HOW_TO_ENABLE,
+            );
             None
         }
     }
@@ -104,14 +102,4 @@ pub async fn fresh_store(url: &str, builder: impl FnOnce(BlobStoreBuilder) -> Bl
             .unwrap();
     assert!(store.create_container_if_missing().await.unwrap());
     store
-}
-
-/// Prints ONE loud skip line per test binary; the binary's other tests then skip quietly.
-pub fn skip_loudly(test: &str, what: &str, why: &str, how_to_enable: &str) {
-    static SAID: std::sync::Once = std::sync::Once::new();
-    SAID.call_once(|| {
-        eprintln!(
-            "SKIPPED blob store tests from {test} on ({what} unavailable): {why}. To enable: {how_to_enable}"
-        )
-    });
 }

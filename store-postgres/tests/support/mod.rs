@@ -189,13 +189,7 @@ pub async fn db_or_skip(tag: &str) -> Option<TestDb> {
         Ok(db) => Some(db),
         Err(Unavailable::Failed(e)) => panic!("postgres test setup failed: {e}"),
         Err(Unavailable::Unreachable(why)) => {
-            if eventhubs_conformance::in_ci() {
-                panic!("postgres unreachable under CI=true: {why}; {HOW_TO_ENABLE}");
-            }
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            ONCE.call_once(|| {
-                eprintln!("!!!!! SKIPPED postgres tests: {why}. To enable: {HOW_TO_ENABLE}");
-            });
+            eventhubs_conformance::skip_unless_ci("postgres", &why, HOW_TO_ENABLE);
             None
         }
     }
