@@ -15,61 +15,88 @@ use crate::error::{BACKEND, corrupt, map_redis};
 use crate::keys::parse_registry_member;
 use crate::store::RedisStore;
 
-/// A won claim: its position in the batch, its new etag and its new `last_modified_time`.
-type Win = (usize, String, OffsetDateTime);
-
-impl RedisStore {
-    /// Runs the claim script once for the claims (`indexes` into `claims`) of one scope and returns
-    /// the won ones: position, new etag, new time.
-    async fn claim_scope(
-        &self,
-        claims: &[Ownership],
-        scope: &PartitionScope,
-        indexes: &[usize],
-    ) -> Result<Vec<Win>> {
-        self.register(scope).await?;
-        let keys = self.inner.keys.scope_keys(scope);
-        let mut invocation = self.inner.scripts.claim_batch.prepare_invoke();
-        invocation.key(&keys.ownership);
-        let mut etags = Vec::with_capacity(indexes.len());
-        for &i in indexes {
-            let claim = &claims[i];
-            // A fresh etag per write: never equal to an earlier one (C5).
-            let etag = self.next_etag();
-            invocation
-                .arg(&claim.partition_id)
-                .arg(claim.etag.as_ref().map_or("", ETag::as_str))
-                .arg(&claim.owner_id)
-                .arg(&etag);
-            etags.push(etag);
-        }
-        let stamps: Vec<Option<i64>> = invocation
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(|e| map_redis(e, "claim_ownership"))?;
-        if stamps.len() != indexes.len() {
-            return Err(Error::backend(format!(
-                "claim_ownership: the script answered {} results for {} claims",
-                stamps.len(),
-                indexes.len()
-            ))
-            .with_backend(BACKEND));
-        }
-        let mut won = Vec::new();
-        for ((&i, etag), stamp) in indexes.iter().zip(etags).zip(stamps) {
-            let Some(micros) = stamp else {
-                continue; // lost (C6)
-            };
-            let time = time_from_micros(micros)
-                .ok_or_else(|| corrupt("time stamp", &keys.ownership, &micros.to_string()))?;
-            won.push((i, etag, time));
-        }
-        Ok(won)
-    }
+/// The won claims of one write: their positions in the batch, the write's etag and its
+/// `last_modified_time`.
+struct Won {
+    positions: Vec<usize>,
+    etag: String,
+    time: OffsetDateTime,
 }
 
 impl RedisStore {
-    /// Reads a whole hash (one scope's records of one kind) and decodes every field.
+    /// Runs the claim script once for the claims (`indexes` into `claims`) of one scope and one
+    /// owner: one write with one fresh etag, which every won claim of it shares (C5 asks for an
+    /// etag never seen before on the partition; this one was never issued at all).
+    async fn claim_group(&self, claims: &[Ownership], group: &ClaimGroup<'_>) -> Result<Won> {
+        self.register(group.scope).await?;
+        let key = self.inner.keys.scope_keys(group.scope).ownership;
+        let etag = self.next_etag();
+        let mut invocation = self.inner.scripts.claim_batch.prepare_invoke();
+        invocation.key(&key).arg(&etag).arg(group.owner_id);
+        for &i in &group.indexes {
+            let claim = &claims[i];
+            invocation
+                .arg(&claim.partition_id)
+                .arg(claim.etag.as_ref().map_or("", ETag::as_str));
+        }
+        let (micros, wins): (i64, Vec<u8>) = invocation
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(|e| map_redis(e, "claim_ownership"))?;
+        if wins.len() != group.indexes.len() || wins.iter().any(|w| !matches!(w, b'0' | b'1')) {
+            return Err(Error::backend(format!(
+                "claim_ownership: the script answered {} results for {} claims",
+                wins.len(),
+                group.indexes.len()
+            ))
+            .with_backend(BACKEND));
+        }
+        let time =
+            time_from_micros(micros).ok_or_else(|| corrupt("time stamp", &key, &micros.to_string()))?;
+        let positions = group
+            .indexes
+            .iter()
+            .zip(wins)
+            .filter_map(|(&i, w)| (w == b'1').then_some(i)) // '0': lost (C6)
+            .collect();
+        Ok(Won {
+            positions,
+            etag,
+            time,
+        })
+    }
+}
+
+/// The claims of one batch that go into one script call: same scope, same owner id.
+struct ClaimGroup<'a> {
+    scope: &'a PartitionScope,
+    owner_id: &'a str,
+    indexes: Vec<usize>,
+}
+
+/// Groups claim positions by (scope, owner id), in order of first appearance. A processor claims
+/// for itself, so a batch is normally one group.
+fn group_claims(claims: &[Ownership]) -> Vec<ClaimGroup<'_>> {
+    let mut groups: Vec<ClaimGroup<'_>> = Vec::new();
+    for (i, claim) in claims.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|g| g.scope == &claim.scope && g.owner_id == claim.owner_id)
+        {
+            Some(group) => group.indexes.push(i),
+            None => groups.push(ClaimGroup {
+                scope: &claim.scope,
+                owner_id: &claim.owner_id,
+                indexes: vec![i],
+            }),
+        }
+    }
+    groups
+}
+
+impl RedisStore {
+    /// Reads a whole hash (one scope's records of one kind) and decodes every field but the
+    /// scope clock (field `""`, see [`crate::scripts`]).
     async fn read_hash<T>(
         &self,
         key: &str,
@@ -79,20 +106,12 @@ impl RedisStore {
         let fields: HashMap<String, String> = self
             .query_idempotent(redis::cmd("HGETALL").arg(key), operation)
             .await?;
-        fields.iter().map(|(field, value)| decode(field, value)).collect()
+        fields
+            .iter()
+            .filter(|(field, _)| !field.is_empty())
+            .map(|(field, value)| decode(field, value))
+            .collect()
     }
-}
-
-/// Groups claim positions by scope, in order of first appearance.
-fn group_by_scope(claims: &[Ownership]) -> Vec<(&PartitionScope, Vec<usize>)> {
-    let mut groups: Vec<(&PartitionScope, Vec<usize>)> = Vec::new();
-    for (i, claim) in claims.iter().enumerate() {
-        match groups.iter_mut().find(|(s, _)| *s == &claim.scope) {
-            Some((_, idx)) => idx.push(i),
-            None => groups.push((&claim.scope, vec![i])),
-        }
-    }
-    groups
 }
 
 #[async_trait]
@@ -117,31 +136,31 @@ impl CheckpointStore for RedisStore {
         .await
     }
 
-    /// One script call per scope in the batch (normally exactly one): the whole batch of a scope
-    /// is compared and set atomically on the server, each claim winning or losing on its own (C6).
+    /// One script call per (scope, owner) in the batch, normally exactly one: the claims of a
+    /// call are compared and set atomically on the server, each winning or losing on its own (C6).
+    /// The calls of a batch with several groups go out together on the one connection.
     #[tracing::instrument(level = "debug", skip_all, fields(backend = BACKEND, claims = claims.len()))]
     async fn claim_ownership(&self, claims: &[Ownership], _options: &ClaimOptions) -> Result<Vec<Ownership>> {
         let claims = normalize_claims(claims).map_err(|e| e.with_backend(BACKEND))?;
-        let groups = group_by_scope(&claims);
-        let per_scope = try_join_all(
-            groups
-                .iter()
-                .map(|(scope, indexes)| self.claim_scope(&claims, scope, indexes)),
-        )
-        .await?;
-        let mut won: Vec<Win> = per_scope.into_iter().flatten().collect();
-        won.sort_by_key(|(i, _, _)| *i);
-        // The winners are moved out of the normalized batch: no copy of their names. Scopes
+        let groups = group_claims(&claims);
+        let writes = try_join_all(groups.iter().map(|group| self.claim_group(&claims, group))).await?;
+        drop(groups);
+        let mut won: Vec<(usize, &Won)> = writes
+            .iter()
+            .flat_map(|w| w.positions.iter().map(move |&i| (i, w)))
+            .collect();
+        won.sort_unstable_by_key(|(i, _)| *i);
+        // The winners are moved out of the normalized batch: no copy of their names. Groups
         // partition the positions, so each position answers at most once.
         let mut claims: Vec<Option<Ownership>> = claims.into_iter().map(Some).collect();
         let mut result = Vec::with_capacity(won.len());
-        for (i, etag, time) in won {
+        for (i, write) in won {
             let claim = claims.get_mut(i).and_then(Option::take).ok_or_else(|| {
                 Error::backend(format!("claim_ownership: claim {i} answered twice")).with_backend(BACKEND)
             })?;
             result.push(Ownership {
-                etag: Some(ETag::new(etag)),
-                last_modified_time: Some(time),
+                etag: Some(ETag::new(write.etag.clone())),
+                last_modified_time: Some(write.time),
                 ..claim
             });
         }

@@ -1,6 +1,8 @@
 //! How one record is stored as a hash field value.
 //!
-//! - ownership: `<etag>\n<last modified, µs since the epoch>\n<owner id>`
+//! - ownership: `<etag>\n<last modified, µs since the epoch>\n<owner id>`; the ownership hash
+//!   also holds the scope clock under the field `""` (no partition id is empty, C11), which
+//!   listing skips
 //! - checkpoint: `<sequence number or "">\n<offset or "">`
 //!
 //! `\n` cannot occur in an etag, owner id or offset (C11 refuses control characters), and the

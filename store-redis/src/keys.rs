@@ -1,7 +1,8 @@
 //! The key layout.
 //!
 //! ```text
-//! {prefix}:{<ns>/<hub>/<group>}:ownership    hash  partition id -> ownership record
+//! {prefix}:{<ns>/<hub>/<group>}:ownership    hash  partition id -> ownership record,
+//!                                                  ""           -> the scope clock (latest stamp)
 //! {prefix}:{<ns>/<hub>/<group>}:checkpoint   hash  partition id -> checkpoint record
 //! {prefix}:scopes                            set   "<ns>/<hub>/<group>" of every scope written
 //! ```

@@ -5,15 +5,17 @@
 //!   one `EVALSHA` (loaded once, re-loaded automatically after `NOSCRIPT`), each claim compared
 //!   against the stored etag (C3, C4) atomically, so exactly one of N racing claims wins (C7).
 //!   Unlike the Java SDK's Redis store, the etag is never ignored.
-//! - **Fresh etags, server time.** Each won claim gets a fresh etag (a random 128-bit store id
-//!   and a counter, never repeated, C5) and the server's
-//!   `TIME` in µs, never going backwards for a partition.
+//! - **Fresh etags, server time.** An etag names one write: a random 128-bit store id and a
+//!   counter, never repeated (C5). The won claims of one script call (one scope, one owner) share
+//!   it, as rows written by one PostgreSQL transaction share its `xmin`. Their
+//!   `last_modified_time` is the server's `TIME` in µs, never going backwards within a scope.
 //! - **Fenced checkpoints** (C13) are a script too: owner check and write in one atomic step.
 //! - **Cluster-ready key layout.** Every key of a (namespace, hub, group) shares one hash tag;
 //!   listing reads one hash per scope, never `KEYS`/`SCAN`:
 //!
 //!   ```text
 //!   {prefix}:{<ns>/<hub>/<group>}:ownership    hash  partition id -> "<etag>\n<µs>\n<owner>"
+//!                                                    ""           -> latest µs (the scope clock)
 //!   {prefix}:{<ns>/<hub>/<group>}:checkpoint   hash  partition id -> "<seq>\n<offset>"
 //!   {prefix}:scopes                            set   "<ns>/<hub>/<group>" (for list_scopes)
 //!   ```

@@ -7,75 +7,69 @@
 
 use redis::Script;
 
-/// Claims of one scope. `KEYS[1]` = the scope's ownership hash. `ARGV` = groups of four per claim:
-/// partition id, expected etag (`""` = create, C3), owner id, new etag (fresh, from the
-/// client, so etags never repeat, C5). Returns one entry per claim: the new
-/// `last_modified_time` in µs since the epoch (an integer) if won, nil if lost (C6).
+/// Claims of one scope by one owner: one write, whose etag all its won claims share.
 ///
-/// Time comes from the server (`TIME`) and never goes back for a partition:
-/// `max(now, previous)` (C5). µs since the epoch stay below 2^53, exact in a Lua double.
+/// `KEYS[1]` = the scope's ownership hash. `ARGV[1]` = the new etag (fresh, from the client: a
+/// random store id and a counter, so it names this one write and never repeats, C5), `ARGV[2]` =
+/// the owner id (`""` relinquishes, C8), then pairs per claim: partition id, expected etag (`""`
+/// = create, C3). Returns `{stamp, wins}`: the write's `last_modified_time` in µs since the
+/// epoch, and one byte per claim, `1` won or `0` lost (C6).
 ///
-/// Per claim the script allocates as little as Lua allows (strings are interned, so every new
-/// string costs a hash and an allocation): the stamp of the batch is formatted once; the stored
-/// etag is compared in place (`find` anchored at 1 plus the separator byte, no substring); only
-/// the previous stamp is cut out, to keep the maximum; the new record is one concatenation with
-/// the batch's `"\n<stamp>\n"` separator (another only if the previous stamp is later); and the
-/// result is the stamp as a number, not a string per claim.
+/// Time comes from the server (`TIME`) and never goes back within a scope: the hash keeps the
+/// latest stamp under the field `""` (no partition id is empty, C11), and a write is stamped
+/// `max(now, that)` (C5). Keeping the clock in the same hash means it lives and is evicted with
+/// the records it orders. µs since the epoch stay below 2^53, exact in a Lua double.
+///
+/// Every won claim stores the same value, `<etag>\n<stamp>\n<owner>`, built once per call; per
+/// claim the script only compares the stored etag in place (anchored `find` plus the separator
+/// byte, no substring) and appends two table entries. One `HMGET` reads the batch and one `HSET`
+/// writes the winners and the clock (in chunks: `unpack` has a stack limit).
 const CLAIM_BATCH: &str = r#"
 local t = redis.call('TIME')
-local now = t[1] .. string.format('%06d', tonumber(t[2]))
-local now_number = tonumber(now)
-local now_sep = '\n' .. now .. '\n'
-local n = #ARGV / 4
--- One HMGET for the whole batch and one HSET for all winners (in chunks: unpack has a stack
--- limit), not two calls per claim: a 32-claim batch costs little more than a single claim.
-local fields = {}
+local n = (#ARGV - 2) / 2
+local fields = {''}
 for i = 1, n do
-  fields[i] = ARGV[(i - 1) * 4 + 1]
+  fields[i + 1] = ARGV[i * 2 + 1]
 end
 local current = {}
-for s = 1, n, 500 do
-  local part = redis.call('HMGET', KEYS[1], unpack(fields, s, math.min(s + 499, n)))
+for s = 1, n + 1, 500 do
+  local part = redis.call('HMGET', KEYS[1], unpack(fields, s, math.min(s + 499, n + 1)))
   for j = 1, #part do
     current[s + j - 1] = part[j]
   end
 end
-local out, writes, w = {}, {}, 0
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local clock = current[1] and tonumber(current[1])
+if clock and clock > now then
+  now = clock
+end
+local stamp = string.format('%.0f', now)
+local record = ARGV[1] .. '\n' .. stamp .. '\n' .. ARGV[2]
+local wins, writes, w = {}, {'', stamp}, 2
 for i = 1, n do
-  local base = (i - 1) * 4
-  local expected, cur = ARGV[base + 2], current[i]
-  local wins, sep, stamp = false, now_sep, now_number
+  local expected, cur = ARGV[i * 2 + 2], current[i + 1]
+  local won
   if expected == '' then
-    wins = (cur == false)
-  elseif cur then
-    local e = #expected
-    -- The stored etag is everything before the first newline (an etag holds none, C11).
-    if string.byte(cur, e + 1) == 10 and string.find(cur, expected, 1, true) == 1 then
-      local b = string.find(cur, '\n', e + 2, true)
-      if not b then
-        return redis.error_reply('CORRUPT ownership record of partition ' .. ARGV[base + 1])
-      end
-      wins = true
-      local previous = string.sub(cur, e + 2, b - 1)
-      local p = tonumber(previous)
-      if p and p > now_number then
-        sep, stamp = '\n' .. string.format('%.0f', p) .. '\n', p
-      end
-    end
-  end
-  if wins then
-    writes[w + 1] = ARGV[base + 1]
-    writes[w + 2] = ARGV[base + 4] .. sep .. ARGV[base + 3]
-    w = w + 2
-    out[i] = stamp
+    won = not cur
   else
-    out[i] = false
+    -- The stored etag is everything before the first newline (an etag holds none, C11).
+    won = cur and string.byte(cur, #expected + 1) == 10 and string.find(cur, expected, 1, true) == 1
+  end
+  if won then
+    writes[w + 1] = fields[i + 1]
+    writes[w + 2] = record
+    w = w + 2
+    wins[i] = '1'
+  else
+    wins[i] = '0'
   end
 end
-for s = 1, w, 1000 do
-  redis.call('HSET', KEYS[1], unpack(writes, s, math.min(s + 999, w)))
+if w > 2 then
+  for s = 1, w, 1000 do
+    redis.call('HSET', KEYS[1], unpack(writes, s, math.min(s + 999, w)))
+  end
 end
-return out
+return {now, table.concat(wins)}
 "#;
 
 /// Fenced checkpoint. `KEYS[1]` = ownership hash, `KEYS[2]` = checkpoint hash of one scope.

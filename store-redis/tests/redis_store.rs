@@ -57,10 +57,11 @@ async fn scripts_flushed_on_the_server_are_loaded_again() {
 }
 
 /// The claim script compares the stored etag in place (no substring): an expected etag that is a
-/// prefix of the stored one, or the stored one plus more, must lose (C4); and a stored time later
-/// than the server's clock is kept, never moved back (C5), next to a claim stamped with `now`.
+/// prefix of the stored one, or the stored one plus more, must lose (C4). The scope's clock (field
+/// `""` of the ownership hash) never goes back: a clock ahead of the server's `TIME` stamps the
+/// next write with it (C5), and it is never listed as a partition.
 #[tokio::test]
-async fn c4_c5_etag_prefixes_lose_and_a_later_stored_time_is_kept() {
+async fn c4_c5_etag_prefixes_lose_and_a_scope_clock_ahead_of_the_server_is_kept() {
     let Some(r) = redis_or_skip("stamps").await else {
         return;
     };
@@ -86,7 +87,7 @@ async fn c4_c5_etag_prefixes_lose_and_a_later_stored_time_is_kept() {
         );
     }
 
-    // Partition 0's record gets a time one hour ahead of the server's clock.
+    // The scope's clock is moved one hour ahead of the server's.
     let key = format!(
         "{}:{{ns.servicebus.windows.net/hub/$default}}:ownership",
         r.prefix
@@ -95,8 +96,8 @@ async fn c4_c5_etag_prefixes_lose_and_a_later_stored_time_is_kept() {
     let later_micros = i64::try_from(later.unix_timestamp_nanos() / 1000).unwrap();
     let _: i64 = redis::cmd("HSET")
         .arg(&key)
-        .arg("0")
-        .arg(format!("{}\n{later_micros}\na", etag.as_str()))
+        .arg("")
+        .arg(later_micros)
         .query_async(&mut admin().await)
         .await
         .unwrap();
@@ -106,14 +107,84 @@ async fn c4_c5_etag_prefixes_lose_and_a_later_stored_time_is_kept() {
         .collect();
     let renewed = r.store.claim_ownership(&renew, &opts()).await.unwrap();
     assert_eq!(renewed.len(), 2);
-    assert_eq!(renewed[0].last_modified_time, Some(later));
-    assert_ne!(renewed[0].etag, held[0].etag);
-    let now = renewed[1].last_modified_time.unwrap();
-    assert!(now >= held[1].last_modified_time.unwrap() && now < later);
+    for o in &renewed {
+        assert_eq!(o.last_modified_time, Some(later));
+        assert_ne!(o.etag, held[0].etag);
+    }
     let listed = r.store.list_ownership(&scope()).await.unwrap();
-    let zero = listed.iter().find(|o| o.partition_id == "0").unwrap();
-    assert_eq!(zero.last_modified_time, Some(later));
-    assert_eq!(zero.etag, renewed[0].etag);
+    assert_eq!(listed.len(), 2, "the clock field is not a partition: {listed:?}");
+    for o in &listed {
+        assert_eq!(o.last_modified_time, Some(later));
+        assert_eq!(o.etag, renewed[0].etag);
+    }
+    // A later write is stamped at least as late (never moved back).
+    let again = r
+        .store
+        .claim_ownership(
+            &[Ownership::new(scope(), "0", "a").with_etag(renewed[0].etag.clone())],
+            &opts(),
+        )
+        .await
+        .unwrap();
+    assert!(again[0].last_modified_time.unwrap() >= later);
+    r.cleanup().await.unwrap();
+}
+
+/// An etag names one write: the claims of one script call share it, and a batch with several
+/// owners is one write per owner, each with its own fresh etag (C5) and each claim winning or
+/// losing on its own (C6).
+#[tokio::test]
+async fn c5_c6_claims_of_one_write_share_an_etag_and_each_owner_is_its_own_write() {
+    let Some(r) = redis_or_skip("groups").await else {
+        return;
+    };
+    let first = r
+        .store
+        .claim_ownership(
+            &[
+                Ownership::new(scope(), "0", "a"),
+                Ownership::new(scope(), "1", "b"),
+                Ownership::new(scope(), "2", "a"),
+                Ownership::new(scope(), "3", "b"),
+            ],
+            &opts(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = first.iter().map(|o| o.partition_id.as_str()).collect();
+    assert_eq!(ids, ["0", "1", "2", "3"], "answers keep the batch order");
+    assert_eq!(first[0].etag, first[2].etag);
+    assert_eq!(first[1].etag, first[3].etag);
+    assert_ne!(first[0].etag, first[1].etag);
+
+    // Partition 1 is taken over by "c"; "b" then renews 1 and 3 with the etag they shared:
+    // 3 still carries it and wins, 1 does not and loses, even though the etag is the same.
+    let taken = r
+        .store
+        .claim_ownership(
+            &[Ownership::new(scope(), "1", "c").with_etag(first[1].etag.clone())],
+            &opts(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let renewed = r
+        .store
+        .claim_ownership(
+            &[
+                Ownership::new(scope(), "1", "b").with_etag(first[1].etag.clone()),
+                Ownership::new(scope(), "3", "b").with_etag(first[3].etag.clone()),
+            ],
+            &opts(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renewed.len(), 1);
+    assert_eq!(renewed[0].partition_id, "3");
+    let mut seen = std::collections::HashSet::new();
+    for etag in [&first[0].etag, &first[1].etag, &taken[0].etag, &renewed[0].etag] {
+        assert!(seen.insert(etag.clone()), "etag {etag:?} issued twice");
+    }
     r.cleanup().await.unwrap();
 }
 
