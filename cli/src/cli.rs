@@ -12,6 +12,7 @@ use crate::open::OpenOptions;
 use crate::sync::SyncOptions;
 
 const STORE_URLS: &str = "Store URLs: memory:, sqlite:PATH, file:DIR, postgres://USER@HOST/DB?schema=NAME, \
+redis://HOST[:PORT][/DB][?prefix=P] (rediss:// for TLS, redis+cluster://H1,H2 for a cluster), \
 https://ACCOUNT.blob.core.windows.net/CONTAINER[?SAS], blob:CONTAINER (connection string in \
 $AZURE_STORAGE_CONNECTION_STRING). Secrets in URLs are never printed.";
 
