@@ -113,6 +113,15 @@ impl Ctx {
             .map_err(|e| Failure::new("C12", format!("the harness could not reopen the store: {e}")))
     }
 
+    /// Cuts the store's connections from the server side, if the harness can (see
+    /// [`Instance::interrupt`]).
+    pub async fn interrupt(&self) -> Result<Option<u64>, Failure> {
+        self.instance
+            .interrupt()
+            .await
+            .map_err(|e| Failure::new("harness", format!("the harness could not cut connections: {e}")))
+    }
+
     /// Claims a batch and fails with `rule` if the store errors.
     pub async fn claim(&self, rule: &'static str, claims: &[Ownership]) -> Result<Vec<Ownership>, Failure> {
         self.store

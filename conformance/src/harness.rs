@@ -36,6 +36,15 @@ pub trait Instance: Send + Sync {
         Ok(None)
     }
 
+    /// Cuts the store's connections from the server side, as a server restart or a network
+    /// failure would (`pg_terminate_backend`, `CLIENT KILL`, …), and answers how many it cut
+    /// (`Some(0)` when none was open at that moment). The store object must recover by itself.
+    /// `Ok(None)`, the default, when the backend has no connections to cut (embedded stores);
+    /// the outage case then passes without running.
+    async fn interrupt(&self) -> Result<Option<u64>, BoxError> {
+        Ok(None)
+    }
+
     /// Removes everything the case created. Called after every case, pass or fail.
     async fn cleanup(self: Box<Self>) -> Result<(), BoxError> {
         Ok(())

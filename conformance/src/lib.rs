@@ -86,6 +86,7 @@ macro_rules! conformance_tests {
             c11_invalid_input_writes_nothing,
             c11_hostile_names_round_trip_or_are_refused,
             c12_writes_survive_reopen,
+            c12_acknowledged_writes_survive_cut_connections,
             c13_fenced_checkpoint_requires_current_owner,
             tools_delete_checkpoint_and_list_scopes,
             model_random_sequences_match_reference,

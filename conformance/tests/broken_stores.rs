@@ -4,12 +4,13 @@
 #![allow(clippy::panic)] // test helpers fail by panicking
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use eventhubs_conformance::{Harness, Instance, Outcome, SetupError, run_all};
 use eventhubs_store_core::{
-    BoxError, Capabilities, Checkpoint, CheckpointStore, ClaimOptions, InMemoryStore, Ownership,
+    BoxError, Capabilities, Checkpoint, CheckpointStore, ClaimOptions, Error, InMemoryStore, Ownership,
     PartitionScope, Result, SetCheckpointOptions,
 };
 
@@ -31,12 +32,39 @@ enum Bug {
     ForgetsOnReopen,
     /// Writing a checkpoint also claims ownership.
     CheckpointClaimsOwnership,
+    /// During an outage, answers `Ok` to checkpoints it never wrote.
+    AcksLostWrites,
+    /// During an outage, fails with the non-retryable `Backend` kind.
+    OutageNotRetryable,
 }
+
+/// Calls left to fail in the current simulated outage, shared by every handle of one instance:
+/// [`Instance::interrupt`] starts an outage of [`OUTAGE_CALLS`] calls.
+type Outage = Arc<AtomicU32>;
+const OUTAGE_CALLS: u32 = 3;
 
 #[derive(Debug, Clone)]
 struct BrokenStore {
     inner: InMemoryStore,
     bug: Bug,
+    outage: Outage,
+}
+
+impl BrokenStore {
+    /// Inside an outage: the error this call fails with (`Ok(true)`: swallow a write, `AcksLostWrites`).
+    fn outage(&self) -> std::result::Result<bool, Error> {
+        let left = self
+            .outage
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if left.is_err() {
+            return Ok(false);
+        }
+        match self.bug {
+            Bug::AcksLostWrites => Ok(true),
+            Bug::OutageNotRetryable => Err(Error::backend("connection reset by peer")),
+            _ => Err(Error::unavailable("connection reset by peer")),
+        }
+    }
 }
 
 #[async_trait]
@@ -102,10 +130,16 @@ impl CheckpointStore for BrokenStore {
     }
 
     async fn list_checkpoints(&self, scope: &PartitionScope) -> Result<Vec<Checkpoint>> {
+        if self.bug != Bug::AcksLostWrites {
+            self.outage()?;
+        }
         self.inner.list_checkpoints(scope).await
     }
 
     async fn set_checkpoint(&self, checkpoint: &Checkpoint, options: &SetCheckpointOptions) -> Result<()> {
+        if self.outage()? {
+            return Ok(()); // AcksLostWrites: acknowledged, never written
+        }
         let mut cp = checkpoint.clone();
         if self.bug == Bug::DropsSequenceNumber && cp.offset.is_some() {
             cp.sequence_number = None;
@@ -152,6 +186,7 @@ impl Harness for BrokenHarness {
         Ok(Box::new(BrokenInstance(BrokenStore {
             inner: InMemoryStore::new(),
             bug: self.0,
+            outage: Outage::default(),
         })))
     }
 }
@@ -167,6 +202,11 @@ impl Instance for BrokenInstance {
             again.inner = InMemoryStore::new();
         }
         Ok(Some(Arc::new(again)))
+    }
+    /// Every handle's next few calls fail (or, with `AcksLostWrites`, lie).
+    async fn interrupt(&self) -> std::result::Result<Option<u64>, BoxError> {
+        self.0.outage.store(OUTAGE_CALLS, Ordering::SeqCst);
+        Ok(Some(1))
     }
 }
 
@@ -231,6 +271,32 @@ async fn suite_catches_checkpoints_that_claim_ownership() {
     )
     .await;
     assert!(msg.contains("rule C10"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_writes_acknowledged_but_lost_in_an_outage() {
+    let msg = failure_of(
+        Bug::AcksLostWrites,
+        "c12_acknowledged_writes_survive_cut_connections",
+    )
+    .await;
+    assert!(
+        msg.contains("rule C12") && msg.contains("was acknowledged during the outages"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_an_outage_reported_as_not_retryable() {
+    let msg = failure_of(
+        Bug::OutageNotRetryable,
+        "c12_acknowledged_writes_survive_cut_connections",
+    )
+    .await;
+    assert!(
+        msg.contains("rule error kinds") && msg.contains("Backend"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -51,6 +51,11 @@ impl Instance for PostgresInstance {
         Ok(Some(Arc::new(self.db.reopen().await?)))
     }
 
+    /// `pg_terminate_backend` of every server process with the case's own `application_name`.
+    async fn interrupt(&self) -> Result<Option<u64>, BoxError> {
+        Ok(Some(self.db.cut_connections().await?))
+    }
+
     async fn cleanup(self: Box<Self>) -> Result<(), BoxError> {
         Ok(self.db.cleanup().await?)
     }

@@ -51,6 +51,11 @@ impl Instance for RedisInstance {
         Ok(Some(Arc::new(self.db.reopen().await?)))
     }
 
+    /// `CLIENT KILL USER` of the case's own ACL user: only this case's connections.
+    async fn interrupt(&self) -> Result<Option<u64>, BoxError> {
+        Ok(Some(self.db.cut_connections().await?))
+    }
+
     async fn cleanup(self: Box<Self>) -> Result<(), BoxError> {
         Ok(self.db.cleanup().await?)
     }

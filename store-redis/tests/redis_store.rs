@@ -1,21 +1,18 @@
 //! Behaviour of the Redis store beyond the shared suite (which covers C1–C13, races and fencing
-//! included): killed connections, flushed scripts, braces in names, secrets.
+//! included, and cut connections: `c12_acknowledged_writes_survive_cut_connections`):
+//! flushed scripts, etag prefixes, the scope clock, braces in names, secrets.
 
 // Test code: unwrap/panic report failures (clippy.toml allows them in #[test] fns only).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
-
 use eventhubs_store_core::{
     Checkpoint, CheckpointStore, ClaimOptions, ETag, ErrorKind, Ownership, PartitionScope,
     SetCheckpointOptions,
 };
-use eventhubs_store_redis::{RedisOptions, RedisStore};
-use support::{TestRedis, configured_url, redis_or_skip};
+use eventhubs_store_redis::RedisStore;
+use support::{configured_url, redis_or_skip};
 
 fn scope() -> PartitionScope {
     PartitionScope::new("ns.servicebus.windows.net", "hub", "$Default").unwrap()
@@ -26,11 +23,7 @@ fn opts() -> ClaimOptions {
 }
 
 async fn admin() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(configured_url().as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    support::admin(&configured_url()).await.unwrap()
 }
 
 #[tokio::test]
@@ -248,135 +241,4 @@ async fn from_connection_manager_and_debug_hides_secrets() {
     let d = format!("{:?}", r.store);
     assert!(d.contains(&r.prefix), "{d}");
     r.cleanup().await.unwrap();
-}
-
-/// The server kills the store's connections again and again (`CLIENT KILL USER` of an ACL user
-/// only this test uses, so no one else's connections are touched) in the middle of a run of
-/// checkpoint writes: calls during the outage fail with the retryable `Unavailable` kind (or
-/// succeed), the same store object reconnects by itself, and every acknowledged checkpoint is
-/// there at the end.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_killed_connections_are_retryable_and_lose_no_acknowledged_checkpoint() {
-    let Some(base) = redis_or_skip("restart").await else {
-        return;
-    };
-    let user = format!("{}_user", base.prefix);
-    let mut admin = admin().await;
-    let _: () = redis::cmd("ACL")
-        .arg(&["SETUSER", &user, "on", "nopass", "~*", "&*", "+@all"][..])
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(&base.url).unwrap();
-    url.set_username(&user).unwrap();
-    url.set_password(Some("unused")).unwrap();
-    let r = TestRedis {
-        store: RedisOptions::new(url.as_str())
-            .prefix(&base.prefix)
-            .connect()
-            .await
-            .unwrap(),
-        url: base.url.clone(),
-        prefix: base.prefix.clone(),
-    };
-
-    const WRITERS: u64 = 4;
-    const WRITES: u64 = 1500;
-    // Odd writes are fenced (C13): scripts, which the store never repeats on its own, so the
-    // outage shows through as Unavailable there.
-    let claims: Vec<Ownership> = (0..WRITERS)
-        .map(|w| Ownership::new(scope(), w.to_string(), "writer"))
-        .collect();
-    assert_eq!(
-        r.store.claim_ownership(&claims, &opts()).await.unwrap().len(),
-        WRITERS as usize
-    );
-    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
-    let failures = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let killer = {
-        let done = done.clone();
-        let user = user.clone();
-        let mut admin = admin.clone();
-        tokio::spawn(async move {
-            let mut killed = 0i64;
-            while !done.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                let n: i64 = redis::cmd("CLIENT")
-                    .arg(&["KILL", "USER", &user][..])
-                    .query_async(&mut admin)
-                    .await
-                    .unwrap_or(0);
-                killed += n;
-            }
-            killed
-        })
-    };
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let store = r.store.clone();
-        let acked = acked.clone();
-        let failures = failures.clone();
-        writers.push(tokio::spawn(async move {
-            for seq in 1..=WRITES {
-                let cp = Checkpoint::new(scope(), w.to_string(), Some(format!("o{seq}")), Some(seq as i64));
-                let options = if seq % 2 == 1 {
-                    SetCheckpointOptions::fenced("writer")
-                } else {
-                    SetCheckpointOptions::new()
-                };
-                let deadline = std::time::Instant::now() + Duration::from_secs(10);
-                loop {
-                    match store.set_checkpoint(&cp, &options).await {
-                        Ok(()) => {
-                            acked[w as usize].store(seq, Ordering::SeqCst);
-                            break;
-                        }
-                        Err(e) => {
-                            assert_eq!(
-                                e.kind(),
-                                ErrorKind::Unavailable,
-                                "outage error must be retryable: {e}"
-                            );
-                            failures.fetch_add(1, Ordering::SeqCst);
-                            assert!(
-                                std::time::Instant::now() < deadline,
-                                "the store never recovered: {e}"
-                            );
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                }
-            }
-        }));
-    }
-    for w in writers {
-        w.await.unwrap();
-    }
-    done.store(true, Ordering::SeqCst);
-    let killed = killer.await.unwrap();
-    assert!(killed > 0, "the test must actually have killed connections");
-    eprintln!(
-        "restart test: {killed} connections killed, {} calls failed with Unavailable and were retried",
-        failures.load(Ordering::SeqCst)
-    );
-    // Later calls succeed on the same store object, and nothing acknowledged was lost, seen
-    // through it and through a brand-new store.
-    let fresh = base.reopen().await.unwrap();
-    for store in [&r.store, &fresh] {
-        let mut cps = store.list_checkpoints(&scope()).await.unwrap();
-        cps.sort_by(|a, b| a.partition_id.cmp(&b.partition_id));
-        assert_eq!(cps.len() as u64, WRITERS);
-        for (w, cp) in cps.iter().enumerate() {
-            assert_eq!(acked[w].load(Ordering::SeqCst), WRITES);
-            assert_eq!(cp.sequence_number, Some(WRITES as i64));
-            assert_eq!(cp.offset.as_deref(), Some(format!("o{WRITES}").as_str()));
-        }
-    }
-    let _: i64 = redis::cmd("ACL")
-        .arg(&["DELUSER", &user][..])
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    base.cleanup().await.unwrap();
 }

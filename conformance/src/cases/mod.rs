@@ -6,6 +6,7 @@ pub mod durability;
 pub mod fencing;
 pub mod isolation;
 pub mod names;
+pub mod outage;
 pub mod race;
 
 use futures::future::BoxFuture;
@@ -116,6 +117,11 @@ pub const CASES: &[Case] = &[
         "C12",
         durability::c12_writes_survive_reopen,
         c12_writes_survive_reopen
+    ),
+    case!(
+        "C12",
+        outage::c12_acknowledged_writes_survive_cut_connections,
+        c12_acknowledged_writes_survive_cut_connections
     ),
     case!(
         "C13",

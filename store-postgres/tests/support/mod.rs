@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use eventhubs_store_core::{Error, ErrorKind};
 use eventhubs_store_postgres::{PostgresOptions, PostgresStore};
-use sqlx::{AssertSqlSafe, Executor};
+use sqlx::{AssertSqlSafe, Connection, Executor};
 
 /// Where the tests find PostgreSQL unless `EVENTHUBS_TEST_POSTGRES_URL` says otherwise.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -75,6 +75,21 @@ impl TestDb {
             .acquire_timeout(Duration::from_secs(10))
             .connect()
             .await
+    }
+
+    /// Terminates every server process of this test's pool (and of stores reopened from it:
+    /// they share its `application_name`), as a server restart would, and answers how many.
+    pub async fn cut_connections(&self) -> Result<u64, sqlx::Error> {
+        let mut admin = sqlx::PgConnection::connect(&self.url).await?;
+        let cut: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.application_name)
+        .fetch_one(&mut admin)
+        .await?;
+        admin.close().await?;
+        Ok(u64::try_from(cut).unwrap_or(0))
     }
 
     /// Drops the schema and closes the pool.

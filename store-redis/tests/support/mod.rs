@@ -34,24 +34,33 @@ pub enum Unavailable {
     Failed(Error),
 }
 
-/// One test's store under its own key prefix.
+/// One test's store under its own key prefix, connected as its own ACL user so that
+/// [`TestRedis::cut_connections`] cuts exactly this test's connections.
 pub struct TestRedis {
     pub store: RedisStore,
+    /// The server, as the admin (the configured URL).
     pub url: String,
+    /// The server, as this test's user: what the store connects with.
+    pub store_url: String,
     pub prefix: String,
+    pub user: String,
 }
 
 impl TestRedis {
-    /// A store on `url` (the configured server if `None`) under a fresh prefix for `tag`.
+    /// A store on the configured server (or its container) under a fresh prefix for `tag`.
     pub async fn create(tag: &str) -> Result<TestRedis, Unavailable> {
         let url = server_url().await?;
-        Self::create_on(tag, url).await
-    }
-
-    /// A store on `url` under a fresh prefix for `tag`.
-    pub async fn create_on(tag: &str, url: String) -> Result<TestRedis, Unavailable> {
         let prefix = unique_prefix(tag);
-        let store = RedisOptions::new(&url)
+        let user = format!("{prefix}_user");
+        let unreachable = |e: redis::RedisError| Unavailable::Unreachable(e.to_string());
+        let mut admin = admin(&url).await.map_err(unreachable)?;
+        let _: () = redis::cmd("ACL")
+            .arg(&["SETUSER", &user, "on", "nopass", "~*", "&*", "+@all"][..])
+            .query_async(&mut admin)
+            .await
+            .map_err(|e| Unavailable::Failed(Error::backend(format!("ACL SETUSER: {e}"))))?;
+        let store_url = user_url(&url, &user).map_err(|e| Unavailable::Failed(Error::backend(e)))?;
+        let store = RedisOptions::new(&store_url)
             .prefix(&prefix)
             .connect()
             .await
@@ -62,18 +71,41 @@ impl TestRedis {
                     Unavailable::Failed(e)
                 }
             })?;
-        Ok(TestRedis { store, url, prefix })
+        Ok(TestRedis {
+            store,
+            url,
+            store_url,
+            prefix,
+            user,
+        })
     }
 
     /// A second, independent store (its own connection) on the same data.
     pub async fn reopen(&self) -> Result<RedisStore, Error> {
-        RedisOptions::new(&self.url).prefix(&self.prefix).connect().await
+        RedisOptions::new(&self.store_url)
+            .prefix(&self.prefix)
+            .connect()
+            .await
     }
 
-    /// Deletes every key under the prefix. (Tests may SCAN; the store never does.)
+    /// Kills every connection of this test's user from the server side (`CLIENT KILL USER`),
+    /// as a server restart would, and answers how many there were.
+    pub async fn cut_connections(&self) -> Result<u64, redis::RedisError> {
+        let mut admin = admin(&self.url).await?;
+        redis::cmd("CLIENT")
+            .arg(&["KILL", "USER", &self.user][..])
+            .query_async(&mut admin)
+            .await
+    }
+
+    /// Deletes every key under the prefix and the test's user. (Tests may SCAN; the store never
+    /// does.)
     pub async fn cleanup(self) -> Result<(), redis::RedisError> {
-        let client = redis::Client::open(self.url.as_str())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = admin(&self.url).await?;
+        let _: i64 = redis::cmd("ACL")
+            .arg(&["DELUSER", &self.user][..])
+            .query_async(&mut conn)
+            .await?;
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -93,6 +125,22 @@ impl TestRedis {
             cursor = next;
         }
     }
+}
+
+/// A connection to the server as the configured (admin) user.
+pub async fn admin(url: &str) -> Result<redis::aio::MultiplexedConnection, redis::RedisError> {
+    redis::Client::open(url)?.get_multiplexed_async_connection().await
+}
+
+/// `url` with `user` as its user name. The user has `nopass`, so any password does; one is set
+/// because a user name alone is not sent.
+fn user_url(url: &str, user: &str) -> Result<String, String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("EVENTHUBS_TEST_REDIS_URL: {e}"))?;
+    parsed
+        .set_username(user)
+        .and_then(|()| parsed.set_password(Some("unused")))
+        .map_err(|()| format!("EVENTHUBS_TEST_REDIS_URL {url:?} cannot carry a user name"))?;
+    Ok(parsed.into())
 }
 
 /// The URL of a reachable server: the configured one, or (feature `testcontainers`) a container
