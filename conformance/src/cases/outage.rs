@@ -21,15 +21,18 @@ const MIN_CUTS: u64 = 10;
 const MAX_RUN: Duration = Duration::from_secs(20);
 /// How long one write may keep failing before the store counts as never recovering.
 const RECOVERY: Duration = Duration::from_secs(10);
-/// Time between two cuts.
+/// Time between two cuts, at the least; a cut also waits for every writer to have a write
+/// acknowledged since the last one, so a store that retries with back-off inside a call (blob)
+/// still makes progress between cuts.
 const CUT_EVERY: Duration = Duration::from_millis(30);
 
 /// C12 under outages: while the harness cuts the store's connections from the server side
 /// ([`crate::Instance::interrupt`], e.g. `pg_terminate_backend` or `CLIENT KILL`), every call
 /// either succeeds or fails with the retryable `Unavailable` kind; the same store object
-/// recovers by itself; and every acknowledged checkpoint, fenced (C13) or not, is there at the
-/// end, through the same handle and a reopened one. Passes trivially for stores without
-/// connections to cut (the harness answers `None`).
+/// recovers by itself; and every acknowledged checkpoint, fenced (C13, where offered) or not,
+/// is there: read back right after its acknowledgement, and at the end through the same handle
+/// and a reopened one. Passes trivially for stores without connections to cut (the harness
+/// answers `None`).
 pub async fn c12_acknowledged_writes_survive_cut_connections(ctx: &Ctx) -> CaseResult {
     let scope = ctx.scope("hub", "$default");
     let claims: Vec<Ownership> = (0..WRITERS)
@@ -45,79 +48,31 @@ pub async fn c12_acknowledged_writes_survive_cut_connections(ctx: &Ctx) -> CaseR
         return Ok(());
     };
 
-    let cuts = AtomicU64::new(first);
-    let failures = AtomicU64::new(0);
-    let writers_done = AtomicBool::new(false);
-    let started = Instant::now();
-    let keep_writing = |written: u64| {
-        written < MIN_WRITES || (cuts.load(Ordering::SeqCst) < MIN_CUTS && started.elapsed() < MAX_RUN)
+    let run = Run {
+        ctx,
+        scope: &scope,
+        fenced: ctx.store().capabilities().fenced_checkpoints,
+        started: Instant::now(),
+        cuts: AtomicU64::new(first),
+        failures: AtomicU64::new(0),
+        progress: (0..WRITERS).map(|_| AtomicU64::new(0)).collect(),
+        failed: AtomicBool::new(false),
+        done: AtomicBool::new(false),
     };
-    let writers = join_all((0..WRITERS).map(|w| {
-        let scope = scope.clone();
-        let failures = &failures;
-        let keep_writing = &keep_writing;
-        async move {
-            let mut acked = 0u64;
-            while keep_writing(acked) {
-                let seq = acked + 1;
-                let cp = Checkpoint::new(
-                    scope.clone(),
-                    w.to_string(),
-                    Some(format!("o{seq}")),
-                    Some(seq as i64),
-                );
-                // Odd writes are fenced (C13): a store never repeats those by itself, so an
-                // outage shows through there as the error kind under test.
-                let options = if seq % 2 == 1 {
-                    SetCheckpointOptions::fenced("writer")
-                } else {
-                    SetCheckpointOptions::new()
-                };
-                write_until_acked(ctx.store(), &cp, &options, failures).await?;
-                acked = seq;
-                // Read it back at once: a store that acknowledged a write the outage swallowed
-                // is caught here, before a later write could hide the loss.
-                let listed = list_until_ok(ctx.store(), &scope, "the same handle").await?;
-                let stored = listed.iter().find(|c| c.partition_id == cp.partition_id);
-                ensure!(
-                    stored == Some(&cp),
-                    "C12",
-                    "checkpoint {seq} of partition {w} was acknowledged during the outages but \
-                     the store lists {stored:?}"
-                );
-                // Embedded stores never wait: let the cutter run between writes.
-                tokio::task::yield_now().await;
-            }
-            Ok::<u64, Failure>(acked)
-        }
-    }));
     let writers = async {
-        let acked = writers.await;
-        writers_done.store(true, Ordering::SeqCst);
+        let acked = join_all((0..WRITERS).map(|w| run.writer(w))).await;
+        run.done.store(true, Ordering::SeqCst);
         acked
     };
-    let cutter = async {
-        while !writers_done.load(Ordering::SeqCst) {
-            tokio::time::sleep(CUT_EVERY).await;
-            if writers_done.load(Ordering::SeqCst) {
-                break;
-            }
-            match ctx.interrupt().await {
-                Ok(n) => cuts.fetch_add(n.unwrap_or(0), Ordering::SeqCst),
-                Err(f) => return Err(f),
-            };
-        }
-        Ok(())
-    };
-    let (acked, cut) = join(writers, cutter).await;
+    let (acked, cut) = join(writers, run.cutter()).await;
     cut?;
     let acked: Vec<u64> = acked.into_iter().collect::<Result<_, _>>()?;
-    let cuts = cuts.load(Ordering::SeqCst);
+    let cuts = run.cuts.load(Ordering::SeqCst);
     ensure!(
         cuts > 0,
         "harness",
         "the harness says it can cut connections but cut none in {:?}",
-        started.elapsed()
+        run.started.elapsed()
     );
 
     // Later calls work on the same store object, and nothing acknowledged is lost.
@@ -125,30 +80,122 @@ pub async fn c12_acknowledged_writes_survive_cut_connections(ctx: &Ctx) -> CaseR
     let handles: Vec<(&str, &dyn CheckpointStore)> = std::iter::once(("the same handle", ctx.store()))
         .chain(reopened.as_deref().map(|s| ("a reopened handle", s)))
         .collect();
+    let expected: Vec<Checkpoint> = acked
+        .iter()
+        .enumerate()
+        .map(|(w, &seq)| checkpoint(&scope, w, seq))
+        .collect();
     for (which, store) in handles {
         let mut cps = list_until_ok(store, &scope, which).await?;
         cps.sort_by(|a, b| a.partition_id.cmp(&b.partition_id));
-        let expected: Vec<Checkpoint> = acked
-            .iter()
-            .enumerate()
-            .map(|(w, &seq)| {
-                Checkpoint::new(
-                    scope.clone(),
-                    w.to_string(),
-                    Some(format!("o{seq}")),
-                    Some(seq as i64),
-                )
-            })
-            .collect();
         ensure!(
             cps == expected,
             "C12",
             "after {cuts} cut connections and {} retried calls, {which} should list the last \
              acknowledged checkpoints {expected:?}, got {cps:?}",
-            failures.load(Ordering::SeqCst)
+            run.failures.load(Ordering::SeqCst)
         );
     }
     Ok(())
+}
+
+/// Writer `w`'s checkpoint number `seq`: partition `w`, offset `o<seq>`, sequence number `seq`.
+fn checkpoint(scope: &PartitionScope, w: usize, seq: u64) -> Checkpoint {
+    Checkpoint::new(
+        scope.clone(),
+        w.to_string(),
+        Some(format!("o{seq}")),
+        Some(i64::try_from(seq).unwrap_or(i64::MAX)),
+    )
+}
+
+/// What the writers and the cutter of one outage run share.
+struct Run<'a> {
+    ctx: &'a Ctx,
+    scope: &'a PartitionScope,
+    /// Whether the store offers fenced checkpoints (C13).
+    fenced: bool,
+    started: Instant,
+    /// Connections cut so far.
+    cuts: AtomicU64,
+    /// Calls that failed (with `Unavailable`) and were repeated.
+    failures: AtomicU64,
+    /// Per writer: its last acknowledged sequence number.
+    progress: Vec<AtomicU64>,
+    /// A writer failed: the others stop, the case fails at once.
+    failed: AtomicBool,
+    /// Every writer has stopped: so does the cutter.
+    done: AtomicBool,
+}
+
+impl Run<'_> {
+    /// At least [`MIN_WRITES`], then on until [`MIN_CUTS`] cuts or [`MAX_RUN`].
+    fn keep_writing(&self, written: u64) -> bool {
+        !self.failed.load(Ordering::SeqCst)
+            && (written < MIN_WRITES
+                || (self.cuts.load(Ordering::SeqCst) < MIN_CUTS && self.started.elapsed() < MAX_RUN))
+    }
+
+    /// Writes partition `w`'s checkpoints 1, 2, … and reads each back once acknowledged.
+    /// Answers the last acknowledged sequence number.
+    async fn writer(&self, w: usize) -> Result<u64, Failure> {
+        let written = self.write_and_read_back(w).await;
+        if written.is_err() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        written
+    }
+
+    async fn write_and_read_back(&self, w: usize) -> Result<u64, Failure> {
+        let store = self.ctx.store();
+        let mut acked = 0u64;
+        while self.keep_writing(acked) {
+            let seq = acked + 1;
+            let cp = checkpoint(self.scope, w, seq);
+            // Odd writes are fenced (C13) where the store offers fencing: a store never repeats
+            // those by itself, so an outage shows through there as the error kind under test.
+            let options = if self.fenced && seq % 2 == 1 {
+                SetCheckpointOptions::fenced("writer")
+            } else {
+                SetCheckpointOptions::new()
+            };
+            write_until_acked(store, &cp, &options, &self.failures).await?;
+            acked = seq;
+            self.progress[w].store(seq, Ordering::SeqCst);
+            // Read it back at once: a store that acknowledged a write the outage swallowed is
+            // caught here, before a later write could hide the loss.
+            let listed = list_until_ok(store, self.scope, "the same handle").await?;
+            let stored = listed.iter().find(|c| c.partition_id == cp.partition_id);
+            ensure!(
+                stored == Some(&cp),
+                "C12",
+                "checkpoint {seq} of partition {w} was acknowledged during the outages but the \
+                 store lists {stored:?}"
+            );
+            // Embedded stores never wait: let the cutter run between writes.
+            tokio::task::yield_now().await;
+        }
+        Ok(acked)
+    }
+
+    /// Cuts the connections every [`CUT_EVERY`], once every writer has made progress since the
+    /// last cut, until the writers are done.
+    async fn cutter(&self) -> Result<(), Failure> {
+        let mut seen: Vec<u64> = vec![0; WRITERS];
+        loop {
+            tokio::time::sleep(CUT_EVERY).await;
+            let now: Vec<u64> = self.progress.iter().map(|p| p.load(Ordering::SeqCst)).collect();
+            if self.done.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            if now.iter().zip(&seen).any(|(n, s)| n == s) {
+                continue;
+            }
+            seen = now;
+            let cut = self.ctx.interrupt().await?;
+            self.cuts.fetch_add(cut.unwrap_or(0), Ordering::SeqCst);
+        }
+    }
 }
 
 /// Writes `cp` until the store acknowledges it; a failure must be `Unavailable` and retryable.

@@ -7,6 +7,8 @@
 #![allow(dead_code)] // each test binary uses a part of it
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail by panicking
 
+pub mod cut_proxy;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
