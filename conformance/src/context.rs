@@ -1,7 +1,7 @@
 //! What a case gets ([`Ctx`]) and what it returns on failure ([`Failure`]).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use eventhubs_store_core::{
     Checkpoint, CheckpointStore, ClaimOptions, Error, Ownership, PartitionScope, SetCheckpointOptions,
@@ -63,6 +63,8 @@ pub struct Ctx {
     pub(crate) store: Arc<dyn CheckpointStore>,
     pub(crate) instance: Arc<Box<dyn Instance>>,
     pub(crate) namespace: String,
+    /// Set by [`Ctx::not_applicable`]: why the case could not check its rule here.
+    pub(crate) not_applicable: Mutex<Option<String>>,
 }
 
 impl Ctx {
@@ -77,7 +79,23 @@ impl Ctx {
                 &run[..12],
                 short.replace('_', "-")
             ),
+            not_applicable: Mutex::new(None),
         }
+    }
+
+    /// Why the case ended without a verdict, if it did.
+    pub(crate) fn take_not_applicable(&self) -> Option<String> {
+        self.not_applicable.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    /// Ends the case without a verdict: this store or harness offers nothing the case could
+    /// check (no second handle, no connections to cut). Reported as
+    /// [`crate::Outcome::NotApplicable`] with `why`, never as a pass.
+    pub fn not_applicable(&self, why: impl Into<String>) -> CaseResult {
+        if let Ok(mut slot) = self.not_applicable.lock() {
+            *slot = Some(why.into());
+        }
+        Ok(())
     }
 
     /// The store under test.

@@ -22,6 +22,9 @@ pub enum Outcome {
     Failed(Failure),
     /// The backend was unreachable outside CI.
     Skipped(String),
+    /// The store or its harness offers nothing this case could check (no second handle to
+    /// reopen, no connections to cut); the reason says what. Neither a pass nor a failure.
+    NotApplicable(String),
 }
 
 /// One case's line in a [`Report`].
@@ -68,6 +71,14 @@ impl Report {
             .count()
     }
 
+    /// Cases that could not check their rule on this store (see [`Outcome::NotApplicable`]).
+    pub fn not_applicable(&self) -> usize {
+        self.cases
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::NotApplicable(_)))
+            .count()
+    }
+
     /// True when nothing failed.
     pub fn is_success(&self) -> bool {
         self.failed() == 0
@@ -83,6 +94,7 @@ impl fmt::Display for Report {
                 Outcome::Passed => writeln!(f, "  PASS  {:<8} {} ({ms} ms)", c.rules, c.name)?,
                 Outcome::Skipped(why) => writeln!(f, "  SKIP  {:<8} {}: {why}", c.rules, c.name)?,
                 Outcome::Failed(fail) => writeln!(f, "  FAIL  {:<8} {}: {fail}", c.rules, c.name)?,
+                Outcome::NotApplicable(why) => writeln!(f, "  N/A   {:<8} {}: {why}", c.rules, c.name)?,
             }
         }
         write!(
@@ -91,7 +103,11 @@ impl fmt::Display for Report {
             self.passed(),
             self.failed(),
             self.skipped()
-        )
+        )?;
+        match self.not_applicable() {
+            0 => Ok(()),
+            n => write!(f, ", {n} not applicable"),
+        }
     }
 }
 
@@ -122,9 +138,10 @@ async fn run_on_instance(case: &Case, instance: Box<dyn Instance>) -> Outcome {
     let shared = Arc::new(instance);
     let ctx = Ctx::new(shared.clone(), case.name);
     let body = AssertUnwindSafe((case.run)(&ctx)).catch_unwind().await;
+    let not_applicable = ctx.take_not_applicable();
     drop(ctx);
     let mut outcome = match body {
-        Ok(Ok(())) => Outcome::Passed,
+        Ok(Ok(())) => not_applicable.map_or(Outcome::Passed, Outcome::NotApplicable),
         Ok(Err(failure)) => Outcome::Failed(failure),
         Err(panic) => {
             let what = panic
@@ -189,6 +206,8 @@ pub fn run_case_blocking(harness: &dyn Harness, name: &str) {
     let report = runtime.block_on(run_one(harness, case));
     match report.outcome {
         Outcome::Passed => {}
+        // A test for a check this store cannot take: nothing to fail, nothing to report.
+        Outcome::NotApplicable(_) => {}
         Outcome::Failed(failure) => panic!("{} failed against {}: {failure}", case.name, harness.name()),
         Outcome::Skipped(why) => fail_in_ci_or_skip_loudly(harness.name(), &why),
     }

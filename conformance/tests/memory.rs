@@ -30,3 +30,21 @@ impl Instance for MemoryInstance {
 }
 
 conformance_tests!(MemoryHarness);
+
+/// A harness that cannot cut connections gets `N/A` for the outage case, never a pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outage_case_is_not_applicable_without_interrupt() {
+    let report = eventhubs_conformance::run_all(&MemoryHarness, &|name| {
+        name == "c12_acknowledged_writes_survive_cut_connections"
+    })
+    .await;
+    assert_eq!(report.not_applicable(), 1, "{report}");
+    assert_eq!(report.passed(), 0, "{report}");
+    assert!(report.is_success(), "{report}");
+    assert!(
+        report
+            .to_string()
+            .ends_with("0 passed, 0 failed, 0 skipped, 1 not applicable"),
+        "{report}"
+    );
+}

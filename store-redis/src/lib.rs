@@ -21,7 +21,8 @@
 //!   ```
 //!
 //!   `%`, `{` and `}` in names are percent-encoded inside the tag, so no name can break it.
-//!   Sequence numbers stay decimal strings (Lua numbers are doubles).
+//!   Sequence numbers stay decimal strings (Lua numbers are doubles). The whole conformance
+//!   suite runs against a live three-node cluster too (`tests/conformance_cluster.rs`).
 //! - **Reconnects.** A single server is reached through a `ConnectionManager`: after a server
 //!   restart or a killed connection, the failing call returns the retryable `Unavailable` kind and
 //!   the next call reconnects, on the same store object.

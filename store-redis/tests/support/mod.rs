@@ -2,6 +2,8 @@
 //! one fresh key prefix per test, clean-up, and the CI-aware skip rule.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::time::Duration;
 
 use eventhubs_store_core::{Error, ErrorKind};
@@ -134,7 +136,7 @@ pub async fn admin(url: &str) -> Result<redis::aio::MultiplexedConnection, redis
 
 /// `url` with `user` as its user name. The user has `nopass`, so any password does; one is set
 /// because a user name alone is not sent.
-fn user_url(url: &str, user: &str) -> Result<String, String> {
+pub fn user_url(url: &str, user: &str) -> Result<String, String> {
     let mut parsed = url::Url::parse(url).map_err(|e| format!("EVENTHUBS_TEST_REDIS_URL: {e}"))?;
     parsed
         .set_username(user)
