@@ -42,7 +42,9 @@
 //! # fn main() {}
 //! ```
 //!
-//! Tools run the suite programmatically with [`run_all`] and print the [`Report`].
+//! Tools run the suite programmatically with [`run_all`] and print the [`Report`]. The
+//! [`measure`] module times claims and checkpoints the same way for every store (benches, not
+//! tests).
 //!
 //! Knobs (environment): `EVENTHUBS_CONFORMANCE_RACE_ROUNDS` (default 10 rounds of 32 racers per
 //! C7 case), `EVENTHUBS_CONFORMANCE_PROPTEST_CASES` (default 32 sequences), `CI=true` (an
@@ -51,6 +53,7 @@
 pub mod cases;
 mod context;
 mod harness;
+pub mod measure;
 mod model;
 mod runner;
 

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use eventhubs_store_core::{Error, ErrorKind};
 use eventhubs_store_redis::{RedisOptions, RedisStore};
 
-use super::{Unavailable, admin, unique_prefix, user_url};
+use super::{Unavailable, admin, delete_prefixed_keys, unique_prefix, user_url};
 
 /// The env var naming the nodes of an existing cluster.
 pub const URLS_VAR: &str = "EVENTHUBS_TEST_REDIS_CLUSTER_URLS";
@@ -84,29 +84,11 @@ impl TestCluster {
         Ok(cut)
     }
 
-    /// Deletes the prefix's keys and the user on every node. Keys are deleted one by one: a
-    /// multi-key DEL across slots is refused on a cluster.
+    /// Deletes the prefix's keys and the user on every node.
     pub async fn cleanup(self) -> Result<(), redis::RedisError> {
         for node in &self.nodes {
             let mut conn = admin(node).await?;
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(format!("{}:*", self.prefix))
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await?;
-                for key in keys {
-                    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+            delete_prefixed_keys(&mut conn, &self.prefix).await?;
             let _: i64 = redis::cmd("ACL")
                 .arg(&["DELUSER", &self.user][..])
                 .query_async(&mut conn)

@@ -108,24 +108,33 @@ impl TestRedis {
             .arg(&["DELUSER", &self.user][..])
             .query_async(&mut conn)
             .await?;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}:*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
+        delete_prefixed_keys(&mut conn, &self.prefix).await
+    }
+}
+
+/// Deletes every key under `prefix` on the server of `conn`, one key per `DEL` (a multi-key
+/// `DEL` across hash slots is refused on a cluster node). Tests may `SCAN`; the store never does.
+pub async fn delete_prefixed_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> Result<(), redis::RedisError> {
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        for key in keys {
+            let _: i64 = redis::cmd("DEL").arg(&key).query_async(conn).await?;
         }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
 }
 
