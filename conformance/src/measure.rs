@@ -170,7 +170,7 @@ impl std::fmt::Display for ClaimLatencies {
         writeln!(f, "  1 partition   {:>8.1} µs", micros(self.one))?;
         write!(
             f,
-            "  {:<2} partitions {:>7.1} µs   ratio {:.2}x (target <= 2x)",
+            "  {:<2} partitions {:>8.1} µs   ratio {:.2}x (target <= 2x)",
             self.batch,
             micros(self.many),
             self.ratio()
