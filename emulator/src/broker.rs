@@ -12,6 +12,7 @@ use crate::hash::partition_for_key;
 use crate::partition_log::PartitionLog;
 use crate::wire::codec::CodecError;
 use crate::wire::message::{Stamp, message_annotations, partition_key, stamp_event};
+use crate::wire::performative::condition;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -43,6 +44,8 @@ pub enum ConnectionCommand {
 #[derive(Debug, Clone)]
 struct ActiveReceiver {
     link_id: u64,
+    /// The link name the client chose, listed when the quota refuses a receiver.
+    name: String,
     owner_level: Option<i64>,
     connection: mpsc::UnboundedSender<ConnectionCommand>,
 }
@@ -71,9 +74,36 @@ pub enum PublishError {
     Malformed(#[from] CodecError),
 }
 
+/// Receivers one partition of one consumer group serves at once, as on the service.
+pub const MAX_RECEIVERS_PER_PARTITION: usize = 5;
+
 /// Why a receiver could not attach.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnerLevelRefused(pub String);
+pub enum ReceiverRefused {
+    /// A receiver with a higher owner level (or any owner level, for one without) holds the
+    /// partition: `amqp:link:stolen`, as the service answers.
+    OwnerLevel(String),
+    /// [`MAX_RECEIVERS_PER_PARTITION`] receivers without an owner level are already attached:
+    /// `amqp:resource-limit-exceeded` (the SDKs' `QuotaExceeded`).
+    QuotaExceeded(String),
+}
+
+impl ReceiverRefused {
+    /// The AMQP error condition the attach is refused with.
+    pub fn condition(&self) -> &'static str {
+        match self {
+            ReceiverRefused::OwnerLevel(_) => condition::LINK_STOLEN,
+            ReceiverRefused::QuotaExceeded(_) => condition::RESOURCE_LIMIT,
+        }
+    }
+
+    /// The error description.
+    pub fn description(&self) -> &str {
+        match self {
+            ReceiverRefused::OwnerLevel(d) | ReceiverRefused::QuotaExceeded(d) => d,
+        }
+    }
+}
 
 impl Hub {
     fn new(name: &str, config: &HubConfig, emulator: &EmulatorConfig) -> Self {
@@ -148,15 +178,18 @@ impl Hub {
 
     /// Registers a receiver, applying owner levels: a receiver with an owner level equal to or
     /// higher than every active one takes the partition (the others are told they were
-    /// stolen); a lower one, or one without a level while a level holds, is refused.
+    /// stolen); a lower one, or one without a level while a level holds, is refused. Without
+    /// owner levels at most [`MAX_RECEIVERS_PER_PARTITION`] receivers share a partition of a
+    /// group; one more is refused with the service's message, naming the attached links.
     pub fn register_receiver(
         &self,
         group: &str,
         partition: usize,
-        link_id: u64,
+        link: (u64, &str),
         owner_level: Option<i64>,
         connection: mpsc::UnboundedSender<ConnectionCommand>,
-    ) -> Result<(), OwnerLevelRefused> {
+    ) -> Result<(), ReceiverRefused> {
+        let (link_id, name) = link;
         let mut receivers = lock(&self.receivers);
         let active = receivers
             .entry((group.to_ascii_lowercase(), partition))
@@ -164,13 +197,13 @@ impl Hub {
         let highest = active.iter().filter_map(|r| r.owner_level).max();
         match (owner_level, highest) {
             (Some(mine), Some(theirs)) if mine < theirs => {
-                return Err(OwnerLevelRefused(format!(
+                return Err(ReceiverRefused::OwnerLevel(format!(
                     "a receiver with a higher owner level ({theirs}) already exists on partition \
                      {partition} of consumer group {group}; a receiver with owner level {mine} cannot be created"
                 )));
             }
             (None, Some(theirs)) => {
-                return Err(OwnerLevelRefused(format!(
+                return Err(ReceiverRefused::OwnerLevel(format!(
                     "a receiver with owner level {theirs} holds partition {partition} of consumer \
                      group {group}; a receiver without an owner level cannot be created"
                 )));
@@ -188,10 +221,20 @@ impl Hub {
                     });
                 }
             }
+            (None, None) if active.len() >= MAX_RECEIVERS_PER_PARTITION => {
+                let names: Vec<&str> = active.iter().map(|r| r.name.as_str()).collect();
+                return Err(ReceiverRefused::QuotaExceeded(format!(
+                    "Exceeded the maximum number of allowed receivers per partition in a consumer \
+                     group which is {MAX_RECEIVERS_PER_PARTITION}. List of connected receivers - {} \
+                     (partition {partition} of consumer group {group})",
+                    names.join(", ")
+                )));
+            }
             (None, None) => {}
         }
         active.push(ActiveReceiver {
             link_id,
+            name: name.to_owned(),
             owner_level,
             connection,
         });
@@ -263,10 +306,13 @@ mod tests {
         let hub = hub();
         let (tx1, mut rx1) = mpsc::unbounded_channel();
         let (tx2, _rx2) = mpsc::unbounded_channel();
-        hub.register_receiver("cg", 0, 1, None, tx1.clone()).unwrap();
-        hub.register_receiver("cg", 0, 2, None, tx1.clone()).unwrap();
+        hub.register_receiver("cg", 0, (1, "r1"), None, tx1.clone())
+            .unwrap();
+        hub.register_receiver("cg", 0, (2, "r2"), None, tx1.clone())
+            .unwrap();
         // An owner level takes the partition from receivers without one.
-        hub.register_receiver("cg", 0, 3, Some(1), tx2.clone()).unwrap();
+        hub.register_receiver("cg", 0, (3, "r3"), Some(1), tx2.clone())
+            .unwrap();
         assert!(matches!(
             rx1.try_recv(),
             Ok(ConnectionCommand::Stolen { link_id: 1, .. })
@@ -276,14 +322,60 @@ mod tests {
             Ok(ConnectionCommand::Stolen { link_id: 2, .. })
         ));
         // Lower and none are refused; equal steals.
-        assert!(hub.register_receiver("cg", 0, 4, Some(0), tx1.clone()).is_err());
-        assert!(hub.register_receiver("CG", 0, 5, None, tx1.clone()).is_err());
-        hub.register_receiver("cg", 0, 6, Some(1), tx1.clone()).unwrap();
+        assert!(
+            hub.register_receiver("cg", 0, (4, "r4"), Some(0), tx1.clone())
+                .is_err()
+        );
+        assert!(
+            hub.register_receiver("CG", 0, (5, "r5"), None, tx1.clone())
+                .is_err()
+        );
+        hub.register_receiver("cg", 0, (6, "r6"), Some(1), tx1.clone())
+            .unwrap();
         // Other partitions and groups are independent.
-        hub.register_receiver("cg", 1, 7, None, tx1.clone()).unwrap();
-        hub.register_receiver("$default", 0, 8, None, tx1).unwrap();
+        hub.register_receiver("cg", 1, (7, "r7"), None, tx1.clone())
+            .unwrap();
+        hub.register_receiver("$default", 0, (8, "r8"), None, tx1)
+            .unwrap();
         hub.unregister_receiver("cg", 0, 6);
-        hub.register_receiver("cg", 0, 9, None, tx2).unwrap();
+        hub.register_receiver("cg", 0, (9, "r9"), None, tx2).unwrap();
+    }
+
+    #[test]
+    fn at_most_five_receivers_without_owner_level_share_a_partition() {
+        let hub = hub();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for id in 1..=5 {
+            hub.register_receiver("cg", 0, (id, &format!("r{id}")), None, tx.clone())
+                .unwrap();
+        }
+        let refused = hub
+            .register_receiver("cg", 0, (6, "r6"), None, tx.clone())
+            .unwrap_err();
+        assert_eq!(refused.condition(), condition::RESOURCE_LIMIT);
+        assert!(
+            refused.description().starts_with(
+                "Exceeded the maximum number of allowed receivers per partition in a consumer group which is 5"
+            ) && refused.description().contains("r1, r2, r3, r4, r5"),
+            "{refused:?}"
+        );
+        // Another partition, another group: their own quota.
+        hub.register_receiver("cg", 1, (7, "r7"), None, tx.clone())
+            .unwrap();
+        hub.register_receiver("$default", 0, (8, "r8"), None, tx.clone())
+            .unwrap();
+        // One leaves, one more may come.
+        hub.unregister_receiver("cg", 0, 3);
+        hub.register_receiver("cg", 0, (9, "r9"), None, tx.clone())
+            .unwrap();
+        // An owner level still takes the partition from all five.
+        hub.register_receiver("cg", 0, (10, "r10"), Some(0), tx).unwrap();
+        let stolen: Vec<u64> = std::iter::from_fn(|| match rx.try_recv() {
+            Ok(ConnectionCommand::Stolen { link_id, .. }) => Some(link_id),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(stolen, vec![1, 2, 4, 5, 9]);
     }
 
     #[test]

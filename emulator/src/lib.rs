@@ -11,7 +11,9 @@
 //! - receivers on `<hub>/ConsumerGroups/<group>/Partitions/<id>` with the selector filter
 //!   (offset, sequence number, enqueued time), owner levels (`com.microsoft:epoch`; a receiver
 //!   with an equal or higher level steals the partition, the old link is detached with
-//!   `amqp:link:stolen`) and runtime metrics;
+//!   `amqp:link:stolen`), at most five receivers without an owner level per partition and
+//!   group (a sixth is refused with `amqp:resource-limit-exceeded`, the SDKs' `QuotaExceeded`,
+//!   and the service's message) and runtime metrics;
 //! - every event carries `x-opt-sequence-number`, `x-opt-offset`, `x-opt-enqueued-time` and,
 //!   when sent with one, `x-opt-partition-key`.
 //!

@@ -1,4 +1,5 @@
-//! Owner levels (`com.microsoft:epoch`): equal or higher steals, lower is refused.
+//! Owner levels (`com.microsoft:epoch`): equal or higher steals, lower is refused; without owner
+//! levels at most five receivers share a partition of a consumer group.
 
 // Helpers outside #[test] functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -97,4 +98,51 @@ async fn a_closed_owner_frees_the_partition() {
         .await
         .expect("a vanished connection releases its links");
     later.close().await;
+}
+
+#[tokio::test]
+async fn a_sixth_receiver_without_owner_level_is_refused_with_resource_limit_exceeded() {
+    let emulator = start().await;
+    let mut clients = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..5 {
+        let mut client = Client::connect(&emulator).await;
+        receivers.push(
+            client
+                .receiver(ADDRESS, None, None, &[])
+                .await
+                .expect("one of five"),
+        );
+        clients.push(client);
+    }
+    let mut sixth = Client::connect(&emulator).await;
+    let refused = sixth.receiver(ADDRESS, None, None, &[]).await;
+    let text = format!("{:?}", refused.expect_err("the sixth is refused"));
+    assert!(
+        text.contains("resource-limit-exceeded") || text.contains("ResourceLimitExceeded"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Exceeded the maximum number of allowed receivers per partition in a consumer group which is 5"
+        ),
+        "{text}"
+    );
+    // The other consumer group has its own five.
+    sixth
+        .receiver("orders/ConsumerGroups/cg1/Partitions/0", None, None, &[])
+        .await
+        .expect("other group");
+    // One of the five leaves: a new one may attach.
+    receivers.pop().unwrap().close().await.unwrap();
+    let mut seventh = Client::connect(&emulator).await;
+    seventh
+        .receiver(ADDRESS, None, None, &[])
+        .await
+        .expect("a free place after a close");
+    for client in clients {
+        client.close().await;
+    }
+    sixth.close().await;
+    seventh.close().await;
 }

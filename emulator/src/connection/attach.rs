@@ -15,7 +15,7 @@ use crate::link::consumer::{ConsumerLink, consumer_attach_response, resolve_cons
 use crate::link::publisher::attach_publisher;
 use crate::link::reply::reply_link;
 use crate::session::{HANDLE_MAX, Link};
-use crate::wire::performative::{self as perf, AmqpError, AttachOut, condition};
+use crate::wire::performative::{self as perf, AmqpError, AttachOut};
 
 impl Connection {
     pub(super) fn on_attach(&mut self, channel: u16, attach: &Attach) -> Result<Step, AmqpError> {
@@ -65,8 +65,14 @@ impl Connection {
                         let link_id = broker.next_id();
                         request
                             .hub
-                            .register_receiver(&request.group, request.partition, link_id, request.owner_level, commands)
-                            .map_err(|refused| AmqpError::new(condition::LINK_STOLEN, refused.0))?;
+                            .register_receiver(
+                                &request.group,
+                                request.partition,
+                                (link_id, &attach.name),
+                                request.owner_level,
+                                commands,
+                            )
+                            .map_err(|refused| AmqpError::new(refused.condition(), refused.description()))?;
                         let next_sequence = match request.hub.partitions.get(request.partition) {
                             Some(log) => {
                                 let mut log = lock(log);
