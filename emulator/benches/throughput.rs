@@ -39,7 +39,11 @@ async fn run(total: usize) -> Result<(), BoxError> {
         })
         .start()
         .await?;
-    let url = format!("amqp://127.0.0.1:{}", emulator.local_addr().port());
+    // SASL PLAIN with the key: no put-token needed (the emulator refuses anonymous links).
+    let url = format!(
+        "amqp://RootManageSharedAccessKey:SAS_KEY_VALUE@127.0.0.1:{}",
+        emulator.local_addr().port()
+    );
 
     let mut rconn = Connection::open("bench-receiver", url.as_str()).await?;
     let mut rsession = Session::begin(&mut rconn).await?;

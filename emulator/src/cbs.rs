@@ -10,23 +10,27 @@ use hmac::{Hmac, Mac};
 use serde_amqp::value::Value;
 use sha2::Sha256;
 
+use crate::auth::{Grant, audience_path};
 use crate::broker::now_ms;
 use crate::config::SasKey;
 use crate::wire::message::Request;
 
-/// A put-token answer: status code and description.
+/// A put-token answer: status code and description, and on success what it grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CbsResponse {
     /// 202, 400 or 401.
     pub status: i32,
     /// Why, for `status-description`.
     pub description: String,
+    /// The entity path and expiry the connection may now use (202 only).
+    pub grant: Option<Grant>,
 }
 
 fn refuse(status: i32, description: impl Into<String>) -> CbsResponse {
     CbsResponse {
         status,
         description: description.into(),
+        grant: None,
     }
 }
 
@@ -39,12 +43,12 @@ pub fn handle_put_token(request: &Request, key: &SasKey) -> CbsResponse {
             format!("unsupported $cbs operation {operation:?}; only put-token is"),
         );
     }
-    if request.string_property("name").is_none_or(str::is_empty) {
+    let Some(audience) = request.string_property("name").filter(|n| !n.is_empty()) else {
         return refuse(
             400,
             "put-token: application property 'name' (the audience) is missing",
         );
-    }
+    };
     let token = match &request.body {
         Value::String(s) => s.as_str(),
         _ => {
@@ -54,15 +58,40 @@ pub fn handle_put_token(request: &Request, key: &SasKey) -> CbsResponse {
             );
         }
     };
+    let now = now_ms() / 1000;
     let verdict = if let Some(sas) = token.strip_prefix("SharedAccessSignature ") {
-        verify_sas(sas, key, now_ms() / 1000)
+        // A SAS token grants what it was signed for: it must cover the audience it is put for.
+        verify_sas(sas, key, now).and_then(|signed| {
+            let grant = Grant::new(&signed.resource, signed.expires);
+            if grant.covers(&audience_path(audience), now) {
+                Ok(signed.expires)
+            } else {
+                Err(format!(
+                    "the token is signed for {:?}, which does not cover the audience {audience:?}",
+                    signed.resource
+                ))
+            }
+        })
     } else {
-        verify_jwt_shape(token, now_ms() / 1000)
+        verify_jwt_shape(token, now)
     };
     match verdict {
-        Ok(()) => refuse(202, "Accepted"),
+        Ok(expires) => CbsResponse {
+            status: 202,
+            description: "Accepted".into(),
+            grant: Some(Grant::new(audience, expires)),
+        },
         Err(why) => refuse(401, format!("put-token: {why}")),
     }
+}
+
+/// What a valid SAS token was signed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedSas {
+    /// The signed resource (`sr`), percent-decoded.
+    pub resource: String,
+    /// Expiry (`se`) in seconds since the epoch.
+    pub expires: i64,
 }
 
 /// Percent-decoding as `quote_plus`/`encodeURIComponent` produce it.
@@ -91,7 +120,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Verifies a SAS token body (`sr=…&sig=…&se=…&skn=…`), `now` in seconds.
-pub fn verify_sas(token: &str, key: &SasKey, now: i64) -> Result<(), String> {
+pub fn verify_sas(token: &str, key: &SasKey, now: i64) -> Result<SignedSas, String> {
     let (mut sr, mut sig, mut se, mut skn) = (None, None, None, None);
     for pair in token.split('&') {
         match pair.split_once('=') {
@@ -128,14 +157,19 @@ pub fn verify_sas(token: &str, key: &SasKey, now: i64) -> Result<(), String> {
     let signed_raw = signed(sr);
     let signed_decoded = percent_decode(sr).is_some_and(|decoded| signed(&decoded));
     if signed_raw || signed_decoded {
-        Ok(())
+        Ok(SignedSas {
+            resource: percent_decode(sr).unwrap_or_else(|| sr.to_owned()),
+            expires: expiry,
+        })
     } else {
         Err(format!("SAS token signature does not match key {skn:?}"))
     }
 }
 
 /// A JWT must have three base64url parts; an `exp` claim, when readable, must be in the future.
-pub fn verify_jwt_shape(token: &str, now: i64) -> Result<(), String> {
+/// Answers the expiry (`i64::MAX` without a readable `exp`). The signature is not checked: the
+/// emulator has no identity provider.
+pub fn verify_jwt_shape(token: &str, now: i64) -> Result<i64, String> {
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
         return Err("token is neither a SAS token nor a JWT (header.payload.signature)".into());
@@ -145,12 +179,11 @@ pub fn verify_jwt_shape(token: &str, now: i64) -> Result<(), String> {
         .map_err(|_| "JWT payload is not base64url".to_owned())?;
     let claims: serde_json::Value =
         serde_json::from_slice(&payload).map_err(|_| "JWT payload is not JSON".to_owned())?;
-    if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_i64)
-        && exp <= now
-    {
-        return Err(format!("JWT expired at {exp} (now {now})"));
+    match claims.get("exp").and_then(serde_json::Value::as_i64) {
+        Some(exp) if exp <= now => Err(format!("JWT expired at {exp} (now {now})")),
+        Some(exp) => Ok(exp),
+        None => Ok(i64::MAX),
     }
-    Ok(())
 }
 
 /// Builds a SAS token signed with `key` for `resource`, expiring at `expiry` (seconds). Tests
@@ -208,8 +241,27 @@ mod tests {
     #[test]
     fn valid_sas_is_accepted() {
         let key = SasKey::default();
-        let token = sas_token("sb://localhost:5672/hub", &key, now_ms() / 1000 + 3600);
-        assert_eq!(handle_put_token(&request(&token), &key).status, 202);
+        let expires = now_ms() / 1000 + 3600;
+        let token = sas_token("sb://localhost:5672/hub", &key, expires);
+        let answer = handle_put_token(&request(&token), &key);
+        assert_eq!(answer.status, 202);
+        assert_eq!(answer.grant, Some(Grant::new("sb://localhost/hub", expires)));
+        // A namespace-wide token may be put for any entity of it.
+        let namespace = sas_token("sb://localhost:5672/", &key, expires);
+        assert_eq!(handle_put_token(&request(&namespace), &key).status, 202);
+    }
+
+    #[test]
+    fn a_sas_token_for_another_entity_is_refused() {
+        let key = SasKey::default();
+        let token = sas_token("sb://localhost/other", &key, now_ms() / 1000 + 3600);
+        let answer = handle_put_token(&request(&token), &key);
+        assert_eq!(answer.status, 401);
+        assert!(
+            answer.description.contains("does not cover the audience"),
+            "{answer:?}"
+        );
+        assert_eq!(answer.grant, None);
     }
 
     #[test]

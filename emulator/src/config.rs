@@ -81,6 +81,9 @@ pub struct EmulatorConfig {
     pub sas_key: SasKey,
     /// Most simultaneous connections; further ones are closed at once.
     pub max_connections: usize,
+    /// Links and `$management` requests need no put-token (off by default: the service, and so
+    /// the emulator, refuses them with `amqp:unauthorized-access`).
+    pub open_access: bool,
 }
 
 /// Checks an entity name (hub or consumer group) the way the service does: 1–256 characters,

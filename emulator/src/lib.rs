@@ -4,7 +4,11 @@
 //!
 //! What it speaks (the dialect the official SDKs use):
 //! - SASL ANONYMOUS and PLAIN; `$cbs` put-token (SAS tokens verified against the configured
-//!   key, JWTs checked for shape and expiry), answered with status 202;
+//!   key and the audience they are put for, JWTs checked for shape and expiry), answered with
+//!   status 202. As on the service, an entity link or a `$management` request that no accepted
+//!   token covers is refused with `amqp:unauthorized-access` (a connection that authenticated
+//!   with SASL PLAIN and the key may touch everything; [`EmulatorBuilder::open_access`] lifts
+//!   the rule);
 //! - `$management` READ of `com.microsoft:eventhub` and `com.microsoft:partition`;
 //! - senders on `<hub>` (round robin, or the service's partition-key hash) and
 //!   `<hub>/Partitions/<id>`, single messages and batches (message format `0x80013700`);
@@ -36,6 +40,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 pub mod broker;
 pub mod cbs;
 pub mod config;
@@ -162,6 +167,16 @@ impl EmulatorBuilder {
     /// Most simultaneous connections (default 1024); more are closed on accept.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.config.max_connections = max;
+        self
+    }
+
+    /// Lets links and `$management` requests through without a `$cbs` put-token. Off by
+    /// default: like the service, the emulator then refuses an entity link or a management
+    /// request that no accepted token covers (`amqp:unauthorized-access`), unless the
+    /// connection authenticated with SASL PLAIN and the key. Turn it on only for hand-written
+    /// clients that cannot do CBS yet; an SDK always can.
+    pub fn open_access(mut self, open: bool) -> Self {
+        self.config.open_access = open;
         self
     }
 

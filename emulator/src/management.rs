@@ -3,7 +3,8 @@
 use serde_amqp::primitives::{Array, OrderedMap, Timestamp};
 use serde_amqp::value::Value;
 
-use crate::broker::{Broker, lock};
+use crate::auth::{Authorization, unauthorized};
+use crate::broker::{Broker, lock, now_ms};
 use crate::wire::message::Request;
 use crate::wire::performative::condition;
 
@@ -38,7 +39,7 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
 }
 
 /// Handles one `$management` request.
-pub fn handle_read(request: &Request, broker: &Broker) -> ManagementResponse {
+pub fn handle_read(request: &Request, broker: &Broker, auth: &Authorization) -> ManagementResponse {
     let operation = request.string_property("operation").unwrap_or_default();
     if operation != "READ" {
         return failure(
@@ -54,6 +55,13 @@ pub fn handle_read(request: &Request, broker: &Broker) -> ManagementResponse {
             "READ: application property 'name' is missing".into(),
         );
     };
+    if !auth.permits(name, now_ms() / 1000) {
+        return failure(
+            401,
+            condition::UNAUTHORIZED,
+            unauthorized(name, "Manage, EntityRead"),
+        );
+    }
     let Some(hub) = broker.hub(name) else {
         return failure(
             404,
@@ -151,6 +159,10 @@ mod tests {
     use crate::config::{EmulatorConfig, parse_hub_spec};
 
     fn read(props: &[(&str, &str)]) -> ManagementResponse {
+        read_as(props, &Authorization::everything())
+    }
+
+    fn read_as(props: &[(&str, &str)], auth: &Authorization) -> ManagementResponse {
         let mut config = EmulatorConfig::default();
         let (n, h) = parse_hub_spec("orders:3").unwrap();
         config.hubs.insert(n, h);
@@ -164,7 +176,7 @@ mod tests {
                 .collect(),
             body: Value::Null,
         };
-        handle_read(&request, &broker)
+        handle_read(&request, &broker, auth)
     }
 
     #[test]
@@ -220,5 +232,33 @@ mod tests {
             read(&[("operation", "READ"), ("name", "orders"), ("type", "x")]).status,
             400
         );
+    }
+
+    #[test]
+    fn reads_need_a_token_covering_the_hub() {
+        let props = [
+            ("operation", "READ"),
+            ("name", "orders"),
+            ("type", "com.microsoft:eventhub"),
+        ];
+        let anonymous = read_as(&props, &Authorization::default());
+        assert_eq!(
+            (anonymous.status, anonymous.error_condition),
+            (401, Some(condition::UNAUTHORIZED))
+        );
+        assert!(
+            anonymous.description.contains("'orders'"),
+            "{}",
+            anonymous.description
+        );
+        let mut auth = Authorization::default();
+        auth.grant(crate::auth::Grant::new("sb://localhost/orders", i64::MAX));
+        assert_eq!(read_as(&props, &auth).status, 200);
+        let other = [
+            ("operation", "READ"),
+            ("name", "payments"),
+            ("type", "com.microsoft:eventhub"),
+        ];
+        assert_eq!(read_as(&other, &auth).status, 401);
     }
 }

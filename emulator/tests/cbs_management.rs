@@ -1,4 +1,5 @@
-//! `$cbs` put-token, `$management` READ and SASL, with a plain fe2o3-amqp client.
+//! `$cbs` put-token, `$management` READ and SASL, with a plain fe2o3-amqp client; which links
+//! and requests a connection may make without, with and beyond its tokens.
 
 // Helpers outside #[test] functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -175,4 +176,112 @@ async fn sasl_plain_checks_the_key() {
         password: "wrong".into(),
     };
     assert!(Client::connect_with(&emulator, bad).await.is_err());
+}
+
+/// The request a management READ of the hub sends.
+const READ_HUB: [(&str, &str); 3] = [
+    ("operation", "READ"),
+    ("name", "orders"),
+    ("type", "com.microsoft:eventhub"),
+];
+
+fn unauthorized(text: &str) -> bool {
+    text.contains("unauthorized-access") || text.contains("UnauthorizedAccess")
+}
+
+#[tokio::test]
+async fn without_a_put_token_links_and_management_are_unauthorized() {
+    let emulator = start().await;
+    let mut client = Client::connect_without_token(&emulator).await;
+    let sender = fe2o3_amqp::Sender::attach(&mut client.session, "s", "orders/Partitions/0").await;
+    let text = format!("{:?}", sender.expect_err("a sender without a token is refused"));
+    assert!(unauthorized(&text), "{text}");
+    let receiver = client
+        .receiver("orders/ConsumerGroups/$default/Partitions/0", None, None, &[])
+        .await;
+    let text = format!(
+        "{:?}",
+        receiver.expect_err("a receiver without a token is refused")
+    );
+    assert!(unauthorized(&text) && text.contains("Listen"), "{text}");
+    let (status, description, _) = client.request("$management", &READ_HUB, Value::Null).await;
+    assert_eq!(status, 401, "{description}");
+    assert!(description.contains("'orders'"), "{description}");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_token_opens_exactly_what_its_audience_covers() {
+    let emulator = start().await;
+    let mut client = Client::connect_without_token(&emulator).await;
+    // A token for partition 1 only.
+    let (status, description) = client
+        .put_token(&emulator, "sb://localhost/orders/Partitions/1")
+        .await;
+    assert_eq!(status, 202, "{description}");
+    fe2o3_amqp::Sender::attach(&mut client.session, "s1", "orders/Partitions/1")
+        .await
+        .expect("covered by the token");
+    let other = fe2o3_amqp::Sender::attach(&mut client.session, "s0", "orders/Partitions/0").await;
+    assert!(unauthorized(&format!("{other:?}")), "{other:?}");
+    let (status, _, _) = client.request("$management", &READ_HUB, Value::Null).await;
+    assert_eq!(status, 401, "the hub itself is not covered");
+    // A token for the hub covers its partitions, consumer groups and management reads.
+    let (status, description) = client.put_token(&emulator, "sb://localhost/orders").await;
+    assert_eq!(status, 202, "{description}");
+    fe2o3_amqp::Sender::attach(&mut client.session, "s0b", "orders/Partitions/0")
+        .await
+        .expect("covered by the hub token");
+    client
+        .receiver("orders/ConsumerGroups/cg1/Partitions/3", None, None, &[])
+        .await
+        .expect("covered by the hub token");
+    let (status, description, _) = client.request("$management", &READ_HUB, Value::Null).await;
+    assert_eq!(status, 200, "{description}");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_token_signed_for_another_entity_is_refused_and_grants_nothing() {
+    let emulator = start().await;
+    let mut client = Client::connect_without_token(&emulator).await;
+    let elsewhere = sas_token(
+        "sb://localhost/payments",
+        &SasKey::default(),
+        now_ms() / 1000 + 600,
+    );
+    let (status, description, _) = client.request("$cbs", &PUT_TOKEN, Value::String(elsewhere)).await;
+    assert_eq!(status, 401, "{description}");
+    assert!(description.contains("does not cover"), "{description}");
+    let sender = fe2o3_amqp::Sender::attach(&mut client.session, "s", "orders").await;
+    assert!(unauthorized(&format!("{sender:?}")), "{sender:?}");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn sasl_plain_with_the_key_or_open_access_needs_no_token() {
+    let emulator = start().await;
+    let plain = SaslProfile::Plain {
+        username: "RootManageSharedAccessKey".into(),
+        password: "SAS_KEY_VALUE".into(),
+    };
+    let mut client = Client::connect_with(&emulator, plain).await.expect("PLAIN");
+    fe2o3_amqp::Sender::attach(&mut client.session, "s", "orders")
+        .await
+        .expect("PLAIN with the key opens everything");
+    client.close().await;
+
+    let open = eventhubs_emulator::Emulator::builder()
+        .hub("orders", 1)
+        .open_access(true)
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::connect_without_token(&open).await;
+    fe2o3_amqp::Sender::attach(&mut client.session, "s", "orders")
+        .await
+        .expect("open access");
+    let (status, _, _) = client.request("$management", &READ_HUB, Value::Null).await;
+    assert_eq!(status, 200);
+    client.close().await;
 }

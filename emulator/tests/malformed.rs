@@ -162,7 +162,8 @@ async fn many_connections_at_once() {
         let addr = emulator.local_addr();
         let port = addr.port();
         tasks.push(tokio::spawn(async move {
-            let url = format!("amqp://127.0.0.1:{port}");
+            // SASL PLAIN with the key (from the URL): such a connection needs no put-token.
+            let url = format!("amqp://RootManageSharedAccessKey:SAS_KEY_VALUE@127.0.0.1:{port}");
             let mut connection = fe2o3_amqp::Connection::open(format!("c{i}"), url.as_str())
                 .await
                 .unwrap();

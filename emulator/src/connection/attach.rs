@@ -8,14 +8,15 @@ use serde_amqp::value::Value;
 
 use super::REFUSAL_DETACH_DELAY;
 use super::dispatch::{Connection, Step};
-use crate::broker::lock;
+use crate::auth::unauthorized;
+use crate::broker::{lock, now_ms};
 use crate::link::MAX_MESSAGE_SIZE;
 use crate::link::address::{Address, parse_address};
 use crate::link::consumer::{ConsumerLink, consumer_attach_response, resolve_consumer};
 use crate::link::publisher::attach_publisher;
 use crate::link::reply::reply_link;
 use crate::session::{HANDLE_MAX, Link};
-use crate::wire::performative::{self as perf, AmqpError, AttachOut};
+use crate::wire::performative::{self as perf, AmqpError, AttachOut, condition};
 
 impl Connection {
     pub(super) fn on_attach(&mut self, channel: u16, attach: &Attach) -> Result<Step, AmqpError> {
@@ -47,19 +48,21 @@ impl Connection {
                 format!("handle {handle} is in use or above {HANDLE_MAX}"),
             ));
         }
-        let accepted = match attach.role {
-            Role::Sender => attach_publisher(attach, &broker).map(|(link, response)| {
-                let credit = link.credit;
-                let count = link.delivery_count;
-                (Link::Publisher(link), response, Some((count, credit)))
-            }),
-            Role::Receiver => {
-                let source = attach
-                    .source
-                    .as_ref()
-                    .and_then(|s| s.address.clone())
-                    .unwrap_or_default();
-                match parse_address(&source) {
+        let accepted = match self.authorize(attach) {
+            Err(refused) => Err(refused),
+            Ok(()) => match attach.role {
+                Role::Sender => attach_publisher(attach, &broker).map(|(link, response)| {
+                    let credit = link.credit;
+                    let count = link.delivery_count;
+                    (Link::Publisher(link), response, Some((count, credit)))
+                }),
+                Role::Receiver => {
+                    let source = attach
+                        .source
+                        .as_ref()
+                        .and_then(|s| s.address.clone())
+                        .unwrap_or_default();
+                    match parse_address(&source) {
                     Some(node @ (Address::Cbs | Address::Management)) => Ok(reply_link(attach, node)),
                     _ => resolve_consumer(attach, &broker).and_then(|request| {
                         let link_id = broker.next_id();
@@ -98,7 +101,8 @@ impl Connection {
                         Ok((Link::Consumer(Box::new(link)), response, None))
                     }),
                 }
-            }
+                }
+            },
         };
         match accepted {
             Ok((link, response, grant)) => {
@@ -132,5 +136,44 @@ impl Connection {
             }
         }
         Ok(Step::Continue)
+    }
+}
+
+impl Connection {
+    /// An entity link needs a put-token covering the entity (or a connection that may touch
+    /// everything); `$cbs` and `$management` links are always open (management requests are
+    /// checked one by one). An address the emulator does not serve is left to the attach code,
+    /// which refuses it as not found.
+    fn authorize(&self, attach: &Attach) -> Result<(), AmqpError> {
+        let raw = match attach.role {
+            Role::Sender => attach.target.as_ref().and_then(|t| match t.as_ref() {
+                fe2o3_amqp_types::messaging::TargetArchetype::Target(t) => t.address.clone(),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            }),
+            Role::Receiver => attach.source.as_ref().and_then(|s| s.address.clone()),
+        }
+        .unwrap_or_default();
+        let (entity, claim) = match parse_address(&raw) {
+            None | Some(Address::Cbs | Address::Management) => return Ok(()),
+            Some(Address::Hub { hub }) => (hub, "Send"),
+            Some(Address::Partition { hub, partition }) => (format!("{hub}/Partitions/{partition}"), "Send"),
+            Some(Address::ConsumerPartition {
+                hub,
+                group,
+                partition,
+            }) => (
+                format!("{hub}/ConsumerGroups/{group}/Partitions/{partition}"),
+                "Listen",
+            ),
+        };
+        if self.auth.permits(&entity, now_ms() / 1000) {
+            Ok(())
+        } else {
+            Err(AmqpError::new(
+                condition::UNAUTHORIZED,
+                unauthorized(&entity, claim),
+            ))
+        }
     }
 }

@@ -9,6 +9,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::{ConnError, HOUSEKEEPING, MAX_SESSIONS, decode, flush};
+use crate::auth::Authorization;
 use crate::broker::{Broker, ConnectionCommand};
 use crate::link::publisher::PUBLISH_CREDIT;
 use crate::link::reply::{pump_replies, route_reply};
@@ -23,6 +24,8 @@ pub(super) struct Connection {
     pub(super) commands: mpsc::UnboundedSender<ConnectionCommand>,
     pub(super) out: Output,
     pub(super) sessions: HashMap<u16, Session>,
+    /// What this connection may touch: everything, or what its put-tokens cover.
+    pub(super) auth: Authorization,
 }
 
 pub(super) enum Step {
@@ -203,7 +206,7 @@ impl Connection {
                 format!("transfer on handle {handle}, which is not a sending link"),
             ));
         };
-        let Some(done) = link.on_transfer(transfer, payload, &broker)? else {
+        let Some(done) = link.on_transfer(transfer, payload, &broker, &self.auth)? else {
             return Ok(Step::Continue);
         };
         let top_up = (link.credit < PUBLISH_CREDIT / 2).then(|| {
@@ -222,7 +225,11 @@ impl Connection {
                 &[],
             )?;
         }
-        if let Some(reply) = done.reply {
+        if let Some(mut reply) = done.reply {
+            if let Some(grant) = reply.grant.take() {
+                tracing::debug!(path = %grant.path, expires = grant.expires, "put-token granted");
+                self.auth.grant(grant);
+            }
             route_reply(&mut self.sessions, channel, reply);
         }
         Ok(Step::Continue)

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::Instrument;
 
+use crate::auth::Authorization;
 use crate::broker::Broker;
 use crate::sasl;
 use crate::session::Output;
@@ -75,14 +76,16 @@ async fn run(
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    let remote_open = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+    let (remote_open, mechanism) = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let mut header = [0u8; 8];
         reader.read_exact(&mut header).await?;
+        let mut mechanism = None;
         if header == SASL_HEADER {
-            let mechanism = sasl::negotiate(&mut reader, &mut writer, &broker.config.sas_key)
+            let chosen = sasl::negotiate(&mut reader, &mut writer, &broker.config.sas_key)
                 .await
                 .map_err(|e| ConnError::Handshake(e.to_string()))?;
-            tracing::debug!(%mechanism, "SASL done");
+            tracing::debug!(mechanism = %chosen, "SASL done");
+            mechanism = Some(chosen);
             reader.read_exact(&mut header).await?;
         }
         if header != AMQP_HEADER {
@@ -94,7 +97,7 @@ async fn run(
         crate::wire::frame::write_header(&mut writer, &AMQP_HEADER).await?;
         let frame = read_frame(&mut reader, MAX_FRAME_SIZE).await?;
         match decode(&frame) {
-            Ok((Performative::Open(open), _)) => Ok(open),
+            Ok((Performative::Open(open), _)) => Ok((open, mechanism)),
             _ => Err(ConnError::Handshake("the first frame must be open".into())),
         }
     })
@@ -142,7 +145,15 @@ async fn run(
         .idle_time_out
         .filter(|ms| *ms > 0)
         .map(|ms| Duration::from_millis(u64::from(ms / 2).max(100)));
+    // SASL PLAIN proved the key: everything is open, as on the service. Otherwise (ANONYMOUS,
+    // or no SASL at all) links and management requests need put-tokens.
+    let auth = if broker.config.open_access || mechanism.as_deref() == Some("PLAIN") {
+        Authorization::everything()
+    } else {
+        Authorization::default()
+    };
     let mut conn = Connection {
+        auth,
         id,
         broker,
         notify: Arc::new(Notify::new()),

@@ -9,6 +9,7 @@ use fe2o3_amqp_types::performatives::{Attach, Transfer};
 
 use super::address::{Address, parse_address};
 use super::{MAX_MESSAGE_SIZE, echo_terminus};
+use crate::auth::{Authorization, Grant};
 use crate::broker::{Broker, Hub};
 use crate::cbs::handle_put_token;
 use crate::management::handle_read;
@@ -66,6 +67,8 @@ pub struct Reply {
     pub reply_to: Option<String>,
     /// The encoded response message.
     pub message: Vec<u8>,
+    /// What an accepted `$cbs` put-token grants the connection.
+    pub grant: Option<Grant>,
 }
 
 /// A complete delivery's result.
@@ -171,6 +174,7 @@ impl PublisherLink {
         transfer: &Transfer,
         payload: &[u8],
         broker: &Broker,
+        auth: &Authorization,
     ) -> Result<Option<Completed>, AmqpError> {
         if transfer.aborted {
             self.partial = None;
@@ -225,7 +229,7 @@ impl PublisherLink {
                 reply: None,
             }));
         }
-        let (outcome, reply) = self.process(&partial, broker);
+        let (outcome, reply) = self.process(&partial, broker, auth);
         Ok(Some(Completed {
             settle,
             outcome,
@@ -233,7 +237,7 @@ impl PublisherLink {
         }))
     }
 
-    fn process(&self, partial: &Partial, broker: &Broker) -> (Outcome, Option<Reply>) {
+    fn process(&self, partial: &Partial, broker: &Broker, auth: &Authorization) -> (Outcome, Option<Reply>) {
         match &self.target {
             PublishTarget::Events { hub, partition } => {
                 let _span =
@@ -275,16 +279,18 @@ impl PublisherLink {
                         );
                     }
                 };
-                (Outcome::Accepted, self.answer(&request, broker))
+                (Outcome::Accepted, self.answer(&request, broker, auth))
             }
         }
     }
 
-    fn answer(&self, request: &Request, broker: &Broker) -> Option<Reply> {
+    fn answer(&self, request: &Request, broker: &Broker, auth: &Authorization) -> Option<Reply> {
+        let mut grant = None;
         let (node, encoded) = match &self.target {
             PublishTarget::Cbs => {
                 let _span = tracing::debug_span!("amqp.cbs.put_token").entered();
                 let r = handle_put_token(request, &broker.config.sas_key);
+                grant.clone_from(&r.grant);
                 tracing::debug!(status = r.status, description = %r.description, "put-token answered");
                 let cond = (r.status >= 400).then_some(if r.status == 401 {
                     condition::UNAUTHORIZED
@@ -304,7 +310,7 @@ impl PublisherLink {
             }
             PublishTarget::Management => {
                 let _span = tracing::debug_span!("amqp.management.read").entered();
-                let r = handle_read(request, broker);
+                let r = handle_read(request, broker, auth);
                 tracing::debug!(status = r.status, description = %r.description, "management answered");
                 (
                     Address::Management,
@@ -324,6 +330,7 @@ impl PublisherLink {
                 node,
                 reply_to: request.reply_to.clone(),
                 message,
+                grant,
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "could not encode a response");

@@ -39,10 +39,42 @@ pub struct Client {
 }
 
 impl Client {
+    /// SASL ANONYMOUS and a put-token for the whole namespace, as the SDKs authenticate.
     pub async fn connect(emulator: &EmulatorHandle) -> Self {
+        let mut client = Self::connect_without_token(emulator).await;
+        let (status, description) = client.put_token(emulator, "sb://localhost/").await;
+        assert_eq!(status, 202, "{description}");
+        client
+    }
+
+    /// SASL ANONYMOUS and no put-token: entity links and management requests are refused.
+    pub async fn connect_without_token(emulator: &EmulatorHandle) -> Self {
         Self::connect_with(emulator, SaslProfile::Anonymous)
             .await
             .expect("connects")
+    }
+
+    /// Puts a SAS token signed with the emulator's key for `audience`; (status, description).
+    pub async fn put_token(&mut self, emulator: &EmulatorHandle, audience: &str) -> (i32, String) {
+        let key = &emulator.broker().config.sas_key;
+        let expires = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 3600;
+        let token = eventhubs_emulator::cbs::sas_token(audience, key, expires);
+        let (status, description, _) = self
+            .request(
+                "$cbs",
+                &[
+                    ("operation", "put-token"),
+                    ("type", "servicebus.windows.net:sastoken"),
+                    ("name", audience),
+                ],
+                Value::String(token),
+            )
+            .await;
+        (status, description)
     }
 
     pub async fn connect_with(

@@ -2,7 +2,9 @@
 import threading
 import time
 
+import pytest
 from azure.eventhub import EventData, EventHubConsumerClient, EventHubProducerClient
+from azure.eventhub.exceptions import AuthenticationError
 
 from conftest import HUB, receive
 
@@ -131,3 +133,13 @@ def test_owner_level_steal_is_an_error_for_the_first_consumer(emulator):
     assert first_errors, "the first consumer was not told its link was stolen"
     text = " ".join(f"{type(e).__name__} {e}" for e in first_errors)
     assert "stolen" in text.lower() or "ConsumerDisconnected" in text, text
+
+
+def test_a_wrong_key_is_refused_at_put_token(emulator):
+    """A token signed with another key is refused on $cbs (401), so the client never gets a
+    link: the official client raises its authentication error instead of reading anything."""
+    wrong = emulator.replace("SharedAccessKey=SAS_KEY_VALUE", "SharedAccessKey=not-the-key")
+    assert wrong != emulator
+    with pytest.raises(AuthenticationError):
+        with producer(wrong) as p:
+            p.get_eventhub_properties()
