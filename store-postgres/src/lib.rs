@@ -51,3 +51,8 @@ mod store;
 
 pub use options::{DEFAULT_SCHEMA, PostgresOptions, redact_url, validate_schema};
 pub use store::PostgresStore;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -62,3 +62,8 @@ mod store;
 pub use keys::{DEFAULT_PREFIX, validate_prefix};
 pub use options::RedisOptions;
 pub use store::RedisStore;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
