@@ -1,0 +1,131 @@
+//! Event <-> AMQP message conversion.
+
+use fe2o3_amqp::link::delivery::Sendable;
+use fe2o3_amqp::types::messaging::annotations::OwnedKey;
+use fe2o3_amqp::types::messaging::message::__private::Serializable;
+use fe2o3_amqp::types::messaging::{ApplicationProperties, Batch, Body, Data, Message};
+use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Symbol, Value};
+use time::OffsetDateTime;
+
+use crate::amqp::errors::{Failure, classify};
+use crate::error::{Error, Result};
+use crate::event::{EventData, ReceivedEvent};
+
+/// The message format of an Event Hubs batch: each data section is one encoded message.
+pub(crate) const BATCH_FORMAT: u32 = 0x8001_3700;
+
+/// One event as an AMQP message with a single data section.
+pub(crate) fn single(event: EventData) -> Message<Data> {
+    let mut builder = Message::builder();
+    if !event.properties.is_empty() {
+        let mut app = ApplicationProperties::builder();
+        for (key, value) in event.properties {
+            app = app.insert(key, value);
+        }
+        builder = builder.application_properties(app.build());
+    }
+    builder.data(Binary::from(event.body)).build()
+}
+
+/// Several events as one batch message (format [`BATCH_FORMAT`]).
+pub(crate) fn batch(events: Vec<EventData>) -> Result<Sendable<Batch<Data>>> {
+    let mut sections = Vec::with_capacity(events.len());
+    for event in events {
+        let encoded = serde_amqp::to_vec(&Serializable(single(event))).map_err(|e| {
+            Error::new(
+                classify(&Failure::Protocol),
+                format!("encoding an event of a batch: {e}"),
+            )
+        })?;
+        sections.push(Data(Binary::from(encoded)));
+    }
+    Ok(Sendable::builder()
+        .message(Message::builder().data_batch(sections).build())
+        .message_format(BATCH_FORMAT)
+        .build())
+}
+
+fn protocol(message: String) -> Error {
+    Error::new(classify(&Failure::Protocol), message)
+}
+
+fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Long(v) => Some(*v),
+        Value::Int(v) => Some(i64::from(*v)),
+        Value::Uint(v) => Some(i64::from(*v)),
+        Value::Ulong(v) => i64::try_from(*v).ok(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn time_from_ms(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// A timestamp value as a time.
+pub(crate) fn timestamp(value: &Value) -> Option<OffsetDateTime> {
+    match value {
+        Value::Timestamp(t) => time_from_ms(t.milliseconds()),
+        other => as_i64(other).and_then(time_from_ms),
+    }
+}
+
+/// A delivered message as a [`ReceivedEvent`] of `partition_id`.
+pub(crate) fn received(partition_id: &str, message: &Message<Body<Value>>) -> Result<ReceivedEvent> {
+    let annotation = |key: &str| {
+        message
+            .message_annotations
+            .as_ref()
+            .and_then(|a| a.0.get(&OwnedKey::Symbol(Symbol::from(key))))
+    };
+    let sequence_number = annotation("x-opt-sequence-number")
+        .and_then(as_i64)
+        .ok_or_else(|| protocol("event without x-opt-sequence-number".into()))?;
+    let offset = match annotation("x-opt-offset") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => as_i64(other)
+            .map(|v| v.to_string())
+            .ok_or_else(|| protocol(format!("x-opt-offset {other:?} is unreadable")))?,
+        None => return Err(protocol("event without x-opt-offset".into())),
+    };
+    let enqueued_time = annotation("x-opt-enqueued-time")
+        .and_then(timestamp)
+        .ok_or_else(|| protocol("event without a readable x-opt-enqueued-time".into()))?;
+    let partition_key = match annotation("x-opt-partition-key") {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let body = match &message.body {
+        Body::Data(sections) => sections.iter().flat_map(|d| d.0.iter().copied()).collect(),
+        Body::Value(v) => match &v.0 {
+            Value::Binary(b) => b.to_vec(),
+            Value::String(s) => s.clone().into_bytes(),
+            other => return Err(protocol(format!("unsupported amqp-value body {other:?}"))),
+        },
+        Body::Empty => Vec::new(),
+        _ => return Err(protocol("unsupported body (amqp-sequence)".into())),
+    };
+    let properties = message
+        .application_properties
+        .as_ref()
+        .map(|a| {
+            a.0.iter()
+                .filter_map(|(k, v)| match v {
+                    SimpleValue::String(s) => Some((k.clone(), s.clone())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ReceivedEvent {
+        partition_id: partition_id.to_owned(),
+        body,
+        properties,
+        sequence_number,
+        offset,
+        enqueued_time,
+        partition_key,
+    })
+}

@@ -1,0 +1,227 @@
+//! Event Hubs connection strings:
+//! `Endpoint=sb://<host>[:port]/;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=…][;UseDevelopmentEmulator=true]`.
+
+use std::fmt;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A parsed connection string. `Debug` and `Display` never show the shared access key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionString {
+    host: String,
+    port: Option<u16>,
+    key_name: String,
+    key: String,
+    entity_path: Option<String>,
+    use_development_emulator: bool,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("connection string: {}", message.into()),
+    )
+}
+
+impl ConnectionString {
+    /// Parses a connection string. Field names are case-insensitive; unknown fields are
+    /// ignored. Fails with [`ErrorKind::InvalidInput`] naming the missing or malformed field
+    /// (never echoing the key).
+    pub fn parse(s: &str) -> Result<Self> {
+        let (mut endpoint, mut key_name, mut key, mut entity_path) = (None, None, None, None);
+        let mut use_development_emulator = false;
+        for segment in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((name, value)) = segment.split_once('=') else {
+                // The segment may be (part of) the key: do not echo it.
+                return Err(invalid("every field must look like Name=value"));
+            };
+            let value = value.trim();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "endpoint" => endpoint = Some(value),
+                "sharedaccesskeyname" => key_name = Some(value),
+                "sharedaccesskey" => key = Some(value),
+                "entitypath" => entity_path = Some(value),
+                "usedevelopmentemulator" => {
+                    use_development_emulator = match value.to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(invalid("UseDevelopmentEmulator must be true or false")),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let endpoint = endpoint
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| invalid("Endpoint is missing"))?;
+        let url = url::Url::parse(endpoint)
+            .map_err(|e| invalid(format!("Endpoint {endpoint:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "sb" | "amqps" | "amqp") {
+            return Err(invalid(format!("Endpoint {endpoint:?} must start with sb://")));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid(format!("Endpoint {endpoint:?} has no host")))?
+            .to_owned();
+        let key_name = key_name
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| invalid("SharedAccessKeyName is missing"))?;
+        let key = key
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| invalid("SharedAccessKey is missing"))?;
+        Ok(ConnectionString {
+            host,
+            port: url.port(),
+            key_name: key_name.to_owned(),
+            key: key.to_owned(),
+            entity_path: entity_path.filter(|p| !p.is_empty()).map(str::to_owned),
+            use_development_emulator,
+        })
+    }
+
+    /// The host as in the endpoint, e.g. `localhost` or `ns.servicebus.windows.net`.
+    pub fn fully_qualified_namespace(&self) -> &str {
+        &self.host
+    }
+
+    /// `EntityPath`, the event hub, when present.
+    pub fn event_hub(&self) -> Option<&str> {
+        self.entity_path.as_deref()
+    }
+
+    /// The port in the endpoint, if any.
+    pub(crate) fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// `UseDevelopmentEmulator=true`: plain AMQP instead of TLS.
+    pub(crate) fn use_development_emulator(&self) -> bool {
+        self.use_development_emulator
+    }
+
+    /// The key name and the key.
+    pub(crate) fn credential(&self) -> crate::sas::SasCredential {
+        crate::sas::SasCredential::new(&self.key_name, &self.key)
+    }
+}
+
+impl fmt::Debug for ConnectionString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionString")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("key_name", &self.key_name)
+            .field("key", &"<redacted>")
+            .field("entity_path", &self.entity_path)
+            .field("use_development_emulator", &self.use_development_emulator)
+            .finish()
+    }
+}
+
+impl fmt::Display for ConnectionString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Endpoint=sb://{}", self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        write!(
+            f,
+            "/;SharedAccessKeyName={};SharedAccessKey=<redacted>",
+            self.key_name
+        )?;
+        if self.use_development_emulator {
+            f.write_str(";UseDevelopmentEmulator=true")?;
+        }
+        if let Some(path) = &self.entity_path {
+            write!(f, ";EntityPath={path}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "dGhlLXNlY3JldC1rZXk=";
+
+    #[test]
+    fn parses_the_service_and_the_emulator_forms() {
+        let cs = ConnectionString::parse(&format!(
+            "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey={KEY};EntityPath=orders"
+        ))
+        .unwrap();
+        assert_eq!(cs.fully_qualified_namespace(), "ns.servicebus.windows.net");
+        assert_eq!(cs.event_hub(), Some("orders"));
+        assert_eq!(cs.port(), None);
+        assert!(!cs.use_development_emulator());
+        let cs = ConnectionString::parse(&format!(
+            "endpoint=sb://localhost:6000;sharedaccesskeyname=k;SharedAccessKey={KEY};UseDevelopmentEmulator=true;"
+        ))
+        .unwrap();
+        assert_eq!(cs.fully_qualified_namespace(), "localhost");
+        assert_eq!(cs.port(), Some(6000));
+        assert!(cs.use_development_emulator());
+        assert_eq!(cs.event_hub(), None);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_never_the_key() {
+        for (input, field) in [
+            (format!("SharedAccessKeyName=k;SharedAccessKey={KEY}"), "Endpoint"),
+            (
+                format!("Endpoint=sb://h;SharedAccessKey={KEY}"),
+                "SharedAccessKeyName",
+            ),
+            (
+                "Endpoint=sb://h;SharedAccessKeyName=k".to_owned(),
+                "SharedAccessKey",
+            ),
+            (
+                format!("Endpoint=not a url;SharedAccessKeyName=k;SharedAccessKey={KEY}"),
+                "Endpoint",
+            ),
+            (
+                format!("Endpoint=http://h;SharedAccessKeyName=k;SharedAccessKey={KEY}"),
+                "Endpoint",
+            ),
+            (
+                format!(
+                    "Endpoint=sb://h;SharedAccessKeyName=k;SharedAccessKey={KEY};{}",
+                    KEY.trim_end_matches('=')
+                ),
+                "Name=value",
+            ),
+            (
+                format!(
+                    "Endpoint=sb://h;SharedAccessKeyName=k;SharedAccessKey={KEY};UseDevelopmentEmulator=yes"
+                ),
+                "UseDevelopmentEmulator",
+            ),
+        ] {
+            let e = ConnectionString::parse(&input).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+            let text = format!("{e} {e:?}");
+            assert!(text.contains(field), "{text}");
+            assert!(!text.contains(KEY.trim_end_matches('=')), "{text}");
+        }
+    }
+
+    #[test]
+    fn debug_and_display_hide_the_key() {
+        let cs = ConnectionString::parse(&format!(
+            "Endpoint=sb://localhost:5672;SharedAccessKeyName=k;SharedAccessKey={KEY};EntityPath=orders"
+        ))
+        .unwrap();
+        for text in [format!("{cs:?}"), cs.to_string()] {
+            assert!(!text.contains(KEY), "{text}");
+            assert!(text.contains("localhost"), "{text}");
+        }
+        assert_eq!(
+            ConnectionString::parse(&cs.to_string().replace("<redacted>", KEY)).unwrap(),
+            cs,
+            "Display round-trips once the key is put back"
+        );
+    }
+}

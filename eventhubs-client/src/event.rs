@@ -1,0 +1,75 @@
+//! Events sent and received, and where a receiver starts.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+/// An event to send.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventData {
+    /// The body (one AMQP data section).
+    pub body: Vec<u8>,
+    /// Application properties (string values).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl EventData {
+    /// An event with `body` and no properties.
+    pub fn new(body: impl Into<Vec<u8>>) -> Self {
+        EventData {
+            body: body.into(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// Adds an application property.
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// An event as a partition receiver hands it out, with the service's annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEvent {
+    /// The partition it was read from.
+    pub partition_id: String,
+    /// The body (the data sections, concatenated).
+    pub body: Vec<u8>,
+    /// Application properties whose values are strings.
+    pub properties: BTreeMap<String, String>,
+    /// `x-opt-sequence-number`.
+    pub sequence_number: i64,
+    /// `x-opt-offset`, opaque (geo-replicated hubs use non-numeric offsets).
+    pub offset: String,
+    /// `x-opt-enqueued-time`.
+    pub enqueued_time: OffsetDateTime,
+    /// `x-opt-partition-key`, when the event was sent with one.
+    pub partition_key: Option<String>,
+}
+
+/// Where a partition receiver starts reading.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StartPosition {
+    /// The oldest event the partition retains.
+    Earliest,
+    /// Only events enqueued after the receiver attached.
+    #[default]
+    Latest,
+    /// At (inclusive) or after (exclusive) the event with this offset.
+    Offset {
+        /// The offset, as the service gave it.
+        offset: String,
+        /// Include the event at `offset` itself.
+        inclusive: bool,
+    },
+    /// At (inclusive) or after (exclusive) the event with this sequence number.
+    SequenceNumber {
+        /// The sequence number.
+        sequence_number: i64,
+        /// Include the event with `sequence_number` itself.
+        inclusive: bool,
+    },
+    /// The first event enqueued after this time.
+    EnqueuedTime(OffsetDateTime),
+}

@@ -1,0 +1,26 @@
+//! Azure Event Hubs over AMQP 1.0 (fe2o3-amqp): a client that sends events, reads partitions
+//! and answers management queries, and a load-balancing [`Processor`] that spreads the
+//! partitions of a consumer group over many processes through any
+//! [`CheckpointStore`](eventhubs_store_core::CheckpointStore).
+
+mod amqp;
+mod client;
+mod connection_string;
+mod error;
+mod event;
+mod management;
+pub mod processor;
+mod receiver;
+mod sas;
+
+pub use client::{EventHubClient, EventHubProperties, PartitionProperties};
+pub use connection_string::ConnectionString;
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use event::{EventData, ReceivedEvent, StartPosition};
+pub use processor::{LoadBalancingStrategy, PartitionClient, Processor, ProcessorOptions};
+pub use receiver::{PartitionReceiver, ReceiverOptions};
+
+/// The README's example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,314 @@
+//! The load-balancing [`Processor`]: spreads the partitions of a consumer group over every
+//! processor that shares a checkpoint store, and hands each one its partitions as
+//! [`PartitionClient`]s that start after the last checkpoint.
+//!
+//! Defaults follow Go's azeventhubs v2 (DESIGN.md, "Processor"): a load-balancing cycle every
+//! 10 s (jittered by ±10 %), ownership expiring 60 s after its last renewal, owner level 0 on
+//! partition links, the `balanced` strategy. Each cycle renews what the processor owns, then
+//! claims per [`load_balancer`]. A partition that another processor claimed is lost: its
+//! partition client fails with `OwnerLevelConflict`, its fenced checkpoints (C13) are refused.
+//! [`Processor::close`] relinquishes everything (C8); dropping a processor without closing it
+//! is what a crash looks like, and its partitions move once they expire.
+
+mod cycle;
+pub mod load_balancer;
+mod partition_client;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use eventhubs_store_core::{CheckpointStore, Ownership, PartitionScope};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::client::EventHubClient;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::StartPosition;
+pub use load_balancer::LoadBalancingStrategy;
+pub use partition_client::PartitionClient;
+
+/// How a [`Processor`] balances and reads.
+#[derive(Debug, Clone)]
+pub struct ProcessorOptions {
+    /// How partitions are claimed (default `Balanced`).
+    pub strategy: LoadBalancingStrategy,
+    /// Time between load-balancing cycles (default 10 s, jittered by ±10 %). Must be well
+    /// below `partition_expiration`: every cycle renews the processor's ownership.
+    pub update_interval: Duration,
+    /// Ownership not renewed for this long is free for others (default 60 s).
+    pub partition_expiration: Duration,
+    /// Where a partition without a checkpoint starts (default `Latest`).
+    pub start: StartPosition,
+    /// The owner level of partition links (default `Some(0)`): a new owner's link steals the
+    /// old owner's.
+    pub owner_level: Option<i64>,
+    /// Events each partition link may prefetch.
+    pub prefetch: u32,
+    /// This processor's owner id (default a random UUID).
+    pub owner_id: Option<String>,
+}
+
+impl Default for ProcessorOptions {
+    fn default() -> Self {
+        ProcessorOptions {
+            strategy: LoadBalancingStrategy::Balanced,
+            update_interval: Duration::from_secs(10),
+            partition_expiration: Duration::from_secs(60),
+            start: StartPosition::Latest,
+            owner_level: Some(0),
+            prefetch: 300,
+            owner_id: None,
+        }
+    }
+}
+
+/// Spreads a consumer group's partitions over the processors sharing `store`.
+///
+/// ```no_run
+/// # async fn run(store: std::sync::Arc<dyn eventhubs_store_core::CheckpointStore>) -> eventhubs_client::Result<()> {
+/// use std::time::Duration;
+/// use eventhubs_client::{EventHubClient, Processor, ProcessorOptions};
+///
+/// let client = EventHubClient::from_connection_string("Endpoint=sb://…;EntityPath=orders", None).await?;
+/// let processor = Processor::new(client, "$Default", store, ProcessorOptions::default())?;
+/// processor.start().await?;
+/// while let Some(mut partition) = processor.next_partition_client().await {
+///     tokio::spawn(async move {
+///         while let Ok(events) = partition.receive_events(100, Duration::from_secs(5)).await {
+///             if let Some(last) = events.last() {
+///                 // … process the events, then:
+///                 if partition.update_checkpoint(last).await.is_err() {
+///                     break; // lost the partition to another processor
+///                 }
+///             }
+///         }
+///     });
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Processor {
+    inner: Arc<Inner>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Processor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Processor")
+            .field("scope", &self.inner.scope)
+            .field("owner_id", &self.inner.owner_id)
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+struct Inner {
+    client: EventHubClient,
+    store: Arc<dyn CheckpointStore>,
+    scope: PartitionScope,
+    consumer_group: String,
+    owner_id: String,
+    options: ProcessorOptions,
+    state: Mutex<State>,
+    ready_tx: mpsc::UnboundedSender<PartitionClient>,
+    ready_rx: Mutex<mpsc::UnboundedReceiver<PartitionClient>>,
+    closed: watch::Sender<bool>,
+}
+
+struct State {
+    /// Partitions this processor owns, by id: the last won record and the client's flags.
+    owned: BTreeMap<String, Owned>,
+    rng: StdRng,
+}
+
+struct Owned {
+    record: Ownership,
+    lost: Arc<AtomicBool>,
+    released: Arc<AtomicBool>,
+}
+
+impl Processor {
+    /// A processor of `consumer_group` on `client`'s event hub, balancing through `store`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad consumer group name or options.
+    pub fn new(
+        client: EventHubClient,
+        consumer_group: &str,
+        store: Arc<dyn CheckpointStore>,
+        options: ProcessorOptions,
+    ) -> Result<Self> {
+        let scope = PartitionScope::new(
+            client.fully_qualified_namespace(),
+            client.event_hub(),
+            consumer_group,
+        )
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, e.to_string()).with_source(e))?;
+        if options.update_interval.is_zero() || options.update_interval >= options.partition_expiration {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "update_interval ({:?}) must be above zero and below partition_expiration ({:?}): \
+                     every cycle renews the processor's ownership",
+                    options.update_interval, options.partition_expiration
+                ),
+            ));
+        }
+        let owner_id = options
+            .owner_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if owner_id.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "owner_id must not be empty: an empty owner means relinquished (C8)",
+            ));
+        }
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+        let (closed, _) = watch::channel(false);
+        Ok(Processor {
+            inner: Arc::new(Inner {
+                client,
+                store,
+                scope,
+                consumer_group: consumer_group.to_owned(),
+                owner_id,
+                options,
+                state: Mutex::new(State {
+                    owned: BTreeMap::new(),
+                    rng: StdRng::from_rng(&mut rand::rng()),
+                }),
+                ready_tx,
+                ready_rx: Mutex::new(ready_rx),
+                closed,
+            }),
+            task: Mutex::new(None),
+        })
+    }
+
+    /// This processor's owner id.
+    pub fn owner_id(&self) -> &str {
+        &self.inner.owner_id
+    }
+
+    /// Runs the first load-balancing cycle, then keeps balancing in the background until
+    /// [`Processor::close`].
+    ///
+    /// # Errors
+    /// The first cycle's error (hub unreachable, store unreachable): later cycles log theirs
+    /// and try again at the next interval.
+    pub async fn start(&self) -> Result<()> {
+        let mut task = self.task.lock().await;
+        if task.is_some() {
+            return Ok(());
+        }
+        if *self.inner.closed.borrow() {
+            return Err(Error::new(ErrorKind::Closed, "the processor was closed"));
+        }
+        self.inner.cycle().await?;
+        let inner = Arc::clone(&self.inner);
+        *task = Some(tokio::spawn(async move { inner.run().await }));
+        Ok(())
+    }
+
+    /// The next partition this processor came to own, ready to read; `None` once closed.
+    pub async fn next_partition_client(&self) -> Option<PartitionClient> {
+        let mut closed = self.inner.closed.subscribe();
+        let mut ready = self.inner.ready_rx.lock().await;
+        if *closed.borrow() {
+            return None;
+        }
+        tokio::select! {
+            client = ready.recv() => client,
+            _ = closed.wait_for(|c| *c) => None,
+        }
+    }
+
+    /// The partitions this processor owns now.
+    pub async fn owned_partitions(&self) -> Vec<String> {
+        self.inner.state.lock().await.owned.keys().cloned().collect()
+    }
+
+    /// Stops balancing and relinquishes every partition (C8), so other processors take them at
+    /// once instead of waiting for them to expire. Its partition clients stop working.
+    ///
+    /// # Errors
+    /// The store's error when relinquishing (the processor is stopped either way).
+    pub async fn close(&self) -> Result<()> {
+        self.inner.closed.send_replace(true);
+        // Not aborted: a cycle cut short after the store took its claims would leave stale
+        // etags here, and relinquishing with them would fail. The loop stops between cycles.
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+        let mut state = self.inner.state.lock().await;
+        for o in std::mem::take(&mut state.owned).values() {
+            o.lost.store(true, Ordering::SeqCst);
+        }
+        // Relinquish what the store says is ours, with the etags it lists: the processor's own
+        // copies may be stale after a claim whose answer was lost.
+        let listed = self.inner.store.list_ownership(&self.inner.scope).await?;
+        let claims: Vec<Ownership> = listed
+            .iter()
+            .filter(|o| o.owner_id == self.inner.owner_id)
+            .map(relinquish)
+            .collect();
+        if claims.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .store
+            .claim_ownership(&claims, &Default::default())
+            .await?;
+        tracing::debug!(owner = %self.inner.owner_id, partitions = claims.len(), "relinquished on close");
+        Ok(())
+    }
+}
+
+impl Processor {
+    /// Stops at once without relinquishing anything: what a crash does (dropping the processor
+    /// does the same). Its partitions move once their ownership expires; until another
+    /// processor takes them, its partition clients keep reading. For tests and demos of
+    /// failure; a process that shuts down calls [`Processor::close`].
+    pub fn abort(&self) {
+        self.inner.closed.send_replace(true);
+        if let Ok(mut task) = self.task.try_lock()
+            && let Some(task) = task.take()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Processor {
+    /// Stops the background cycle without relinquishing anything: what a crash does.
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// A claim giving `record`'s partition up (C8).
+fn relinquish(record: &Ownership) -> Ownership {
+    Ownership::new(record.scope.clone(), record.partition_id.clone(), "").with_etag(record.etag.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> PartitionScope {
+        PartitionScope::new("ns.servicebus.windows.net", "hub", "$default").unwrap()
+    }
+
+    #[test]
+    fn relinquishing_keeps_the_etag_and_empties_the_owner() {
+        let record =
+            Ownership::new(scope(), "3", "me").with_etag(Some(eventhubs_store_core::ETag::new("e1")));
+        let claim = relinquish(&record);
+        assert_eq!(claim.owner_id, "");
+        assert_eq!(claim.etag, record.etag);
+    }
+}
