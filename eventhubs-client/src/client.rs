@@ -266,18 +266,14 @@ impl EventHubClient {
         options: ReceiverOptions,
     ) -> Result<PartitionReceiver> {
         let mut amqp = self.lock_authorized().await?;
-        let mut receiver = PartitionReceiver::attach(
+        PartitionReceiver::attach(
+            self.clone(),
             &mut amqp.session,
-            &self.inner.hub,
             consumer_group,
             partition_id,
             options,
         )
-        .await?;
-        // The receiver keeps the connection open even when every other handle of this client
-        // is dropped: a link lives as long as its connection.
-        receiver.client = Some(self.clone());
-        Ok(receiver)
+        .await
     }
 
     /// Closes the senders, the session and the connection. Later calls on any clone fail

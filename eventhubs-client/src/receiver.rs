@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::amqp::errors::amqp_error;
 use crate::amqp::message::received;
+use crate::client::EventHubClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{ReceivedEvent, StartPosition};
 
@@ -54,8 +55,9 @@ pub struct PartitionReceiver {
     receiver: Receiver,
     partition_id: String,
     consumer_group: String,
-    /// The client whose connection carries the link, kept alive with it.
-    pub(crate) client: Option<crate::client::EventHubClient>,
+    /// The client whose connection carries the link: a link lives as long as its connection,
+    /// so the receiver keeps it open even when every other handle of the client is dropped.
+    _client: EventHubClient,
 }
 
 /// The selector expression for a start position.
@@ -90,13 +92,16 @@ pub(crate) fn selector(start: &StartPosition) -> Result<String> {
 
 impl PartitionReceiver {
     pub(crate) async fn attach(
+        client: EventHubClient,
         session: &mut SessionHandle<()>,
-        hub: &str,
         consumer_group: &str,
         partition_id: &str,
         options: ReceiverOptions,
     ) -> Result<Self> {
-        let address = format!("{hub}/ConsumerGroups/{consumer_group}/Partitions/{partition_id}");
+        let address = format!(
+            "{}/ConsumerGroups/{consumer_group}/Partitions/{partition_id}",
+            client.event_hub()
+        );
         let expression = selector(&options.start)?;
         let span = tracing::debug_span!(
             "eventhubs.attach_receiver",
@@ -133,7 +138,7 @@ impl PartitionReceiver {
                 receiver,
                 partition_id: partition_id.to_owned(),
                 consumer_group: consumer_group.to_owned(),
-                client: None,
+                _client: client,
             })
         }
         .instrument(span)

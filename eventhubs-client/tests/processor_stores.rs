@@ -32,7 +32,8 @@ async fn processor(emulator: &EmulatorHandle, store: &Arc<dyn CheckpointStore>, 
     p
 }
 
-/// Two processors over `store` settle at 2/2 of 4 partitions; closing both relinquishes all.
+/// Two processors over `store` settle at 2/2 of 4 partitions; closing both relinquishes all
+/// (C8: every record listed with owner `""`).
 async fn balance_over(name: &str, store: Arc<dyn CheckpointStore>) {
     let emulator = Emulator::builder().hub(HUB, 4).start().await.unwrap();
     let a = processor(&emulator, &store, "a").await;

@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use fe2o3_amqp_types::definitions::Role;
+use fe2o3_amqp_types::definitions::{Role, SenderSettleMode};
 use fe2o3_amqp_types::performatives::Attach;
 use serde_amqp::value::Value;
+use tokio::sync::{Notify, mpsc};
 
 use super::REFUSAL_DETACH_DELAY;
 use super::dispatch::{Connection, Step};
 use crate::auth::unauthorized;
-use crate::broker::{lock, now_ms};
+use crate::broker::{Broker, ConnectionCommand, lock, now_ms};
 use crate::link::MAX_MESSAGE_SIZE;
 use crate::link::address::{Address, parse_address};
 use crate::link::consumer::{ConsumerLink, consumer_attach_response, resolve_consumer};
@@ -20,18 +21,9 @@ use crate::wire::performative::{self as perf, AmqpError, AttachOut, condition};
 
 impl Connection {
     pub(super) fn on_attach(&mut self, channel: u16, attach: &Attach) -> Result<Step, AmqpError> {
-        let address = match attach.role {
-            Role::Sender => format!(
-                "{:?}",
-                attach.target.as_ref().map(|t| match t.as_ref() {
-                    fe2o3_amqp_types::messaging::TargetArchetype::Target(t) => t.address.clone(),
-                    #[allow(unreachable_patterns)]
-                    _ => None,
-                })
-            ),
-            Role::Receiver => format!("{:?}", attach.source.as_ref().and_then(|s| s.address.clone())),
-        };
-        let span = tracing::debug_span!("amqp.attach", name = %attach.name, role = ?attach.role, %address);
+        let address = node_address(attach);
+        let span =
+            tracing::debug_span!("amqp.attach", name = %attach.name, role = ?attach.role, address = ?address);
         let _guard = span.enter();
         let handle = attach.handle.0;
         let id = self.id;
@@ -48,62 +40,20 @@ impl Connection {
                 format!("handle {handle} is in use or above {HANDLE_MAX}"),
             ));
         }
-        let accepted = match self.authorize(attach) {
-            Err(refused) => Err(refused),
-            Ok(()) => match attach.role {
+        let accepted = self
+            .authorize(address.as_deref())
+            .and_then(|()| match attach.role {
                 Role::Sender => attach_publisher(attach, &broker).map(|(link, response)| {
                     let credit = link.credit;
                     let count = link.delivery_count;
                     (Link::Publisher(link), response, Some((count, credit)))
                 }),
-                Role::Receiver => {
-                    let source = attach
-                        .source
-                        .as_ref()
-                        .and_then(|s| s.address.clone())
-                        .unwrap_or_default();
-                    match parse_address(&source) {
+                Role::Receiver => match parse_address(address.as_deref().unwrap_or_default()) {
                     Some(node @ (Address::Cbs | Address::Management)) => Ok(reply_link(attach, node)),
-                    _ => resolve_consumer(attach, &broker).and_then(|request| {
-                        let link_id = broker.next_id();
-                        request
-                            .hub
-                            .register_receiver(
-                                &request.group,
-                                request.partition,
-                                (link_id, &attach.name),
-                                request.owner_level,
-                                commands,
-                            )
-                            .map_err(|refused| AmqpError::new(refused.condition(), refused.description()))?;
-                        let next_sequence = match request.hub.partitions.get(request.partition) {
-                            Some(log) => {
-                                let mut log = lock(log);
-                                log.add_waiter(id, &notify);
-                                log.resolve(request.position)
-                            }
-                            None => 0,
-                        };
-                        let response = consumer_attach_response(attach, &request);
-                        let link = ConsumerLink {
-                            link_id,
-                            hub: request.hub,
-                            group: request.group,
-                            partition: request.partition,
-                            next_sequence,
-                            credit: 0,
-                            delivery_count: 0,
-                            settled: matches!(attach.snd_settle_mode, fe2o3_amqp_types::definitions::SenderSettleMode::Settled),
-                            runtime_metrics: request.runtime_metrics,
-                            drain: false,
-                        };
-                        tracing::debug!(next_sequence, owner_level = ?request.owner_level, "consumer attached");
-                        Ok((Link::Consumer(Box::new(link)), response, None))
-                    }),
-                }
-                }
-            },
-        };
+                    _ => attach_consumer(attach, &broker, id, &notify, commands)
+                        .map(|(link, response)| (link, response, None)),
+                },
+            });
         match accepted {
             Ok((link, response, grant)) => {
                 self.out.frame(channel, &perf::attach(&response), &[])?;
@@ -144,17 +94,8 @@ impl Connection {
     /// everything); `$cbs` and `$management` links are always open (management requests are
     /// checked one by one). An address the emulator does not serve is left to the attach code,
     /// which refuses it as not found.
-    fn authorize(&self, attach: &Attach) -> Result<(), AmqpError> {
-        let raw = match attach.role {
-            Role::Sender => attach.target.as_ref().and_then(|t| match t.as_ref() {
-                fe2o3_amqp_types::messaging::TargetArchetype::Target(t) => t.address.clone(),
-                #[allow(unreachable_patterns)]
-                _ => None,
-            }),
-            Role::Receiver => attach.source.as_ref().and_then(|s| s.address.clone()),
-        }
-        .unwrap_or_default();
-        let (entity, claim) = match parse_address(&raw) {
+    fn authorize(&self, address: Option<&str>) -> Result<(), AmqpError> {
+        let (entity, claim) = match parse_address(address.unwrap_or_default()) {
             None | Some(Address::Cbs | Address::Management) => return Ok(()),
             Some(Address::Hub { hub }) => (hub, "Send"),
             Some(Address::Partition { hub, partition }) => (format!("{hub}/Partitions/{partition}"), "Send"),
@@ -176,4 +117,63 @@ impl Connection {
             ))
         }
     }
+}
+
+/// The node a link points at: its target for a link the client sends on, its source for one
+/// it receives on.
+fn node_address(attach: &Attach) -> Option<String> {
+    match attach.role {
+        Role::Sender => attach.target.as_ref().and_then(|t| match t.as_ref() {
+            fe2o3_amqp_types::messaging::TargetArchetype::Target(t) => t.address.clone(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }),
+        Role::Receiver => attach.source.as_ref().and_then(|s| s.address.clone()),
+    }
+}
+
+/// Accepts (or refuses) a consumer link: registers it under the owner-level and quota rules,
+/// and positions it in its partition.
+fn attach_consumer(
+    attach: &Attach,
+    broker: &Arc<Broker>,
+    connection: u64,
+    notify: &Arc<Notify>,
+    commands: mpsc::UnboundedSender<ConnectionCommand>,
+) -> Result<(Link, AttachOut), AmqpError> {
+    let request = resolve_consumer(attach, broker)?;
+    let link_id = broker.next_id();
+    request
+        .hub
+        .register_receiver(
+            &request.group,
+            request.partition,
+            (link_id, &attach.name),
+            request.owner_level,
+            commands,
+        )
+        .map_err(|refused| AmqpError::new(refused.condition(), refused.description()))?;
+    let next_sequence = match request.hub.partitions.get(request.partition) {
+        Some(log) => {
+            let mut log = lock(log);
+            log.add_waiter(connection, notify);
+            log.resolve(request.position)
+        }
+        None => 0,
+    };
+    let response = consumer_attach_response(attach, &request);
+    let link = ConsumerLink {
+        link_id,
+        hub: request.hub,
+        group: request.group,
+        partition: request.partition,
+        next_sequence,
+        credit: 0,
+        delivery_count: 0,
+        settled: matches!(attach.snd_settle_mode, SenderSettleMode::Settled),
+        runtime_metrics: request.runtime_metrics,
+        drain: false,
+    };
+    tracing::debug!(next_sequence, owner_level = ?request.owner_level, "consumer attached");
+    Ok((Link::Consumer(Box::new(link)), response))
 }
