@@ -260,6 +260,8 @@ pub struct Broker {
     hubs: BTreeMap<String, Arc<Hub>>,
     /// The configuration it was built from.
     pub config: EmulatorConfig,
+    /// Fault injection knobs (all off unless a test turns them on).
+    pub faults: crate::faults::Faults,
     next_id: AtomicU64,
 }
 
@@ -274,6 +276,7 @@ impl Broker {
         Self {
             hubs,
             config,
+            faults: crate::faults::Faults::default(),
             next_id: AtomicU64::new(1),
         }
     }

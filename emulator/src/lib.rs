@@ -46,6 +46,7 @@ pub mod cbs;
 pub mod config;
 mod connection;
 pub mod error;
+pub mod faults;
 pub mod hash;
 pub mod link;
 pub mod management;
@@ -247,6 +248,38 @@ impl EmulatorHandle {
     /// The namespace, for inspection in tests (partition contents, receivers).
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
+    }
+
+    /// The fault injection knobs: cut connections, detach links, refuse or delay new
+    /// connections ([`faults`] explains each).
+    pub fn faults(&self) -> &faults::Faults {
+        &self.broker.faults
+    }
+
+    /// Restarts on the same address: closes every connection (with `amqp:connection:forced`),
+    /// stops listening for `downtime` (connects are refused meanwhile), then listens again.
+    /// The hubs keep their events, as the service's do across a restart.
+    ///
+    /// # Errors
+    /// The address cannot be bound again (another process took the port meanwhile).
+    pub async fn restart(&mut self, downtime: std::time::Duration) -> Result<(), Error> {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        tokio::time::sleep(downtime).await;
+        let listener = TcpListener::bind(self.local_addr)
+            .await
+            .map_err(|e| Error::io(format!("binding the emulator to {} again", self.local_addr), e))?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        self.shutdown = shutdown_tx;
+        self.task = Some(tokio::spawn(server::run(
+            listener,
+            Arc::clone(&self.broker),
+            shutdown_rx,
+        )));
+        tracing::info!(local_addr = %self.local_addr, "event hubs emulator restarted");
+        Ok(())
     }
 
     /// Closes every connection (with `amqp:connection:forced`) and stops the listener.

@@ -28,6 +28,11 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch
                         continue;
                     }
                 };
+                if broker.faults.refuse_now() {
+                    tracing::debug!(%peer, "refusing a connection (fault injection)");
+                    drop(stream);
+                    continue;
+                }
                 if active.load(Ordering::Relaxed) >= max {
                     tracing::warn!(%peer, max, "connection limit reached; closing the new connection");
                     drop(stream);
@@ -37,6 +42,10 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch
                 let id = broker.next_id();
                 let (broker, shutdown, active) = (Arc::clone(&broker), shutdown.clone(), Arc::clone(&active));
                 tasks.spawn(async move {
+                    let delay = broker.faults.connect_delay();
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                     connection::serve(stream, broker, shutdown, id).await;
                     active.fetch_sub(1, Ordering::Relaxed);
                 });

@@ -1,15 +1,22 @@
-//! [`EventHubClient`]: one AMQP connection and session to a namespace, for one event hub.
+//! [`EventHubClient`]: a recovering AMQP connection and session to a namespace, for one
+//! event hub.
+//!
+//! Recovery is one mechanism: every operation goes through
+//! [`with_retries`](crate::retry::with_retries) (bounded exponential backoff with jitter, a
+//! timeout on every network step), the AMQP classifier decides what is retryable, and a
+//! failure that breaks the connection (transport error, timeout, connection or session error)
+//! drops it: the next step connects again. Senders and receivers remember the connection they
+//! were attached on and attach again through the new one.
 //!
 //! Authentication is claims-based: before the first link to the hub (and before management
 //! calls) the client puts a SAS token for the audience `sb://<namespace>/<hub>` on `$cbs`,
-//! valid for one hour. The token is put again on the next operation once it is older than
-//! 50 minutes; there is no background renewal, so a receiver attached for longer than the
-//! token's life relies on the service not re-checking it (the emulator does not).
+//! valid for one hour, on every new connection. A background task puts it again well before it
+//! expires (after 50 minutes), so long-lived senders and receivers stay authorized.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fe2o3_amqp::connection::ConnectionHandle;
@@ -19,7 +26,7 @@ use fe2o3_amqp::types::messaging::Outcome;
 use fe2o3_amqp::types::primitives::Value;
 use fe2o3_amqp::{Connection, Sender, Session};
 use time::OffsetDateTime;
-use tokio::sync::Mutex;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use tracing::Instrument;
 
 use crate::amqp::errors::{Failure, amqp_error, classify, condition_of};
@@ -29,12 +36,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::EventData;
 use crate::management;
 use crate::receiver::{PartitionReceiver, ReceiverOptions};
+use crate::retry::{RetryOptions, timed, with_retries};
 use crate::sas::SasCredential;
 
 /// How long a put token is valid.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
-/// When a token is put again (on the next operation that needs it).
+/// When a token is put again.
 const TOKEN_REFRESH_AFTER: Duration = Duration::from_secs(50 * 60);
+/// How often the background task looks at the token's age.
+const TOKEN_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// A client for one event hub: sends events, opens partition receivers and answers
 /// management queries. Cheap to clone (all clones share one connection).
@@ -73,20 +83,40 @@ pub struct PartitionProperties {
     pub is_empty: bool,
 }
 
+/// One connection and its session.
 pub(crate) struct Amqp {
     connection: ConnectionHandle<()>,
     pub(crate) session: SessionHandle<()>,
-    /// When each audience's token was put.
-    tokens: HashMap<String, Instant>,
+    /// Which connection of the client's life this is (1, 2, …).
+    pub(crate) generation: u64,
+    /// When the hub's token was put on this connection.
+    token_put: Option<Instant>,
 }
 
+impl Amqp {
+    fn is_broken(&self) -> bool {
+        self.connection.is_closed() || self.session.is_ended()
+    }
+}
+
+/// A sender and the connection it was attached on.
+type SharedSender = Arc<Mutex<(u64, Sender)>>;
+
 struct Inner {
+    /// The fully qualified namespace as the official SDKs derive it (host, `:port` when the
+    /// endpoint has one): the scope processors of every SDK share in a checkpoint store.
     namespace: String,
+    /// The host alone, for the AMQP open's hostname.
+    host: String,
+    url: String,
     hub: String,
     credential: SasCredential,
-    amqp: Mutex<Amqp>,
+    retry: RetryOptions,
+    /// The current connection; `None` before the first and after one broke.
+    amqp: Mutex<Option<Amqp>>,
+    generations: AtomicU64,
     /// Senders by address (`<hub>` or `<hub>/Partitions/<id>`).
-    senders: Mutex<HashMap<String, Arc<Mutex<Sender>>>>,
+    senders: Mutex<HashMap<String, SharedSender>>,
     closed: AtomicBool,
 }
 
@@ -105,12 +135,31 @@ fn closed() -> Error {
 }
 
 impl EventHubClient {
+    /// Connects with a connection string and the default [`RetryOptions`]; see
+    /// [`EventHubClient::with_options`].
+    ///
+    /// # Errors
+    /// As [`EventHubClient::with_options`].
+    pub async fn from_connection_string(connection_string: &str, event_hub: Option<&str>) -> Result<Self> {
+        Self::with_options(connection_string, event_hub, RetryOptions::default()).await
+    }
+
     /// Connects with a connection string. The hub is `event_hub`, else the string's
     /// `EntityPath`; [`ErrorKind::InvalidInput`] when neither names one. With
     /// `UseDevelopmentEmulator=true` the client speaks plain AMQP to the endpoint's host and
     /// port (default 5672), else AMQP over TLS on port 5671. Connects, begins a session and
-    /// puts a token for the hub right away, so bad credentials fail here.
-    pub async fn from_connection_string(connection_string: &str, event_hub: Option<&str>) -> Result<Self> {
+    /// puts a token for the hub right away (retrying as `retry` says), so bad credentials fail
+    /// here.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad connection string or options; `Unauthorized` for a refused
+    /// key; `Unavailable` when the namespace cannot be reached within the retries.
+    pub async fn with_options(
+        connection_string: &str,
+        event_hub: Option<&str>,
+        retry: RetryOptions,
+    ) -> Result<Self> {
+        retry.validate()?;
         let parsed = ConnectionString::parse(connection_string)?;
         let hub = event_hub
             .or(parsed.event_hub())
@@ -122,33 +171,34 @@ impl EventHubClient {
                 )
             })?
             .to_owned();
-        let namespace = parsed.fully_qualified_namespace().to_owned();
+        let host = parsed.host().to_owned();
         let url = if parsed.use_development_emulator() {
-            format!("amqp://{namespace}:{}", parsed.port().unwrap_or(5672))
+            format!("amqp://{host}:{}", parsed.port().unwrap_or(5672))
         } else {
-            format!("amqps://{namespace}:5671")
+            format!("amqps://{host}:5671")
         };
-        let (connection, session) = connect(&url, &namespace).await?;
-        let inner = Inner {
-            namespace,
+        let inner = Arc::new(Inner {
+            namespace: parsed.fully_qualified_namespace(),
+            host,
+            url,
             hub,
             credential: parsed.credential(),
-            amqp: Mutex::new(Amqp {
-                connection,
-                session,
-                tokens: HashMap::new(),
-            }),
+            retry,
+            amqp: Mutex::new(None),
+            generations: AtomicU64::new(0),
             senders: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
-        };
-        let client = EventHubClient {
-            inner: Arc::new(inner),
-        };
-        drop(client.lock_authorized().await?);
+        });
+        let client = EventHubClient { inner };
+        let retry = client.inner.retry.clone();
+        with_retries("connect", &retry, |_| async { client.session().await.map(drop) }).await?;
+        tokio::spawn(renew_tokens(Arc::downgrade(&client.inner)));
         Ok(client)
     }
 
-    /// The namespace host, e.g. `ns.servicebus.windows.net`.
+    /// The fully qualified namespace as the official SDKs derive it from the endpoint: the
+    /// host, with `:port` when the endpoint carries one (`ns.servicebus.windows.net`,
+    /// `localhost:5672`). Processors of every SDK record ownership and checkpoints under it.
     pub fn fully_qualified_namespace(&self) -> &str {
         &self.inner.namespace
     }
@@ -158,38 +208,131 @@ impl EventHubClient {
         &self.inner.hub
     }
 
-    /// Locks the session after making sure a valid token covers the hub.
-    pub(crate) async fn lock_authorized(&self) -> Result<tokio::sync::MutexGuard<'_, Amqp>> {
+    /// The retry options every operation of this client uses.
+    pub fn retry_options(&self) -> &RetryOptions {
+        &self.inner.retry
+    }
+
+    /// Which connection of the client's life is current (1 for the first, 2 after one
+    /// recovery, …); 0 before the first connect. Tests and diagnostics read it.
+    pub fn connection_generation(&self) -> u64 {
+        self.inner.generations.load(Ordering::Acquire)
+    }
+
+    /// The current connection's session, authorized for the hub: connects first when there is
+    /// no connection or the last one broke, puts the hub's token when this connection has none
+    /// or it is getting old. One step; the caller retries.
+    pub(crate) async fn session(&self) -> Result<MappedMutexGuard<'_, Amqp>> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
-        let mut amqp = self.inner.amqp.lock().await;
-        let audience = format!("sb://{}/{}", self.inner.namespace, self.inner.hub);
-        let fresh = amqp
-            .tokens
-            .get(&audience)
-            .is_some_and(|put| put.elapsed() < TOKEN_REFRESH_AFTER);
-        if !fresh {
-            put_token(&mut amqp.session, &self.inner.credential, &audience).await?;
-            amqp.tokens.insert(audience, Instant::now());
+        let timeout = self.inner.retry.try_timeout;
+        let mut guard = self.inner.amqp.lock().await;
+        if guard.as_ref().is_some_and(Amqp::is_broken) {
+            tracing::debug!("the connection broke; connecting again");
+            *guard = None;
         }
-        Ok(amqp)
+        if guard.is_none() {
+            let (connection, session) =
+                timed("connect", timeout, connect(&self.inner.url, &self.inner.host)).await?;
+            let generation = self.inner.generations.fetch_add(1, Ordering::AcqRel) + 1;
+            tracing::debug!(generation, "connected");
+            *guard = Some(Amqp {
+                connection,
+                session,
+                generation,
+                token_put: None,
+            });
+        }
+        if let Some(amqp) = guard.as_mut()
+            && amqp
+                .token_put
+                .is_none_or(|put| put.elapsed() >= TOKEN_REFRESH_AFTER)
+        {
+            let audience = format!("sb://{}/{}", self.inner.namespace, self.inner.hub);
+            let put = put_token(&mut amqp.session, &self.inner.credential, &audience);
+            match timed("put-token", timeout, put).await {
+                Ok(()) => amqp.token_put = Some(Instant::now()),
+                Err(e) => {
+                    if e.is_connection_failure() {
+                        *guard = None;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        MutexGuard::try_map(guard, Option::as_mut).map_err(|_| closed())
+    }
+
+    /// Drops connection `generation` when it is still the current one, after a step on it
+    /// failed in a way that breaks it (`error.is_connection_failure()`). Returns `error`.
+    pub(crate) async fn failed(&self, generation: u64, error: Error) -> Error {
+        if error.is_connection_failure() {
+            let mut guard = self.inner.amqp.lock().await;
+            if guard.as_ref().is_some_and(|a| a.generation == generation)
+                && let Some(mut old) = guard.take()
+            {
+                tracing::debug!(generation, error = %error, "dropping the broken connection");
+                tokio::spawn(async move {
+                    let _ = old.connection.close().await;
+                });
+            }
+        }
+        error
+    }
+
+    /// Runs one management step on the current session, bounded by the step timeout; a
+    /// failure that breaks the connection drops it.
+    async fn on_session<T>(
+        &self,
+        what: &str,
+        step: impl AsyncFnOnce(&mut SessionHandle<()>) -> Result<T>,
+    ) -> Result<T> {
+        let mut amqp = self.session().await?;
+        let generation = amqp.generation;
+        let result = timed(what, self.inner.retry.try_timeout, step(&mut amqp.session)).await;
+        drop(amqp);
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => Err(self.failed(generation, e).await),
+        }
     }
 
     /// The hub's properties.
+    ///
+    /// # Errors
+    /// As the management request fails, after the retries.
     pub async fn properties(&self) -> Result<EventHubProperties> {
-        let mut amqp = self.lock_authorized().await?;
-        management::read_hub(&mut amqp.session, &self.inner.hub).await
+        let hub = &self.inner.hub;
+        with_retries("get event hub properties", &self.inner.retry, |_| {
+            self.on_session("get event hub properties", async |session| {
+                management::read_hub(session, hub).await
+            })
+        })
+        .await
     }
 
     /// One partition's properties; [`ErrorKind::NotFound`] for an unknown partition.
+    ///
+    /// # Errors
+    /// As the management request fails, after the retries.
     pub async fn partition_properties(&self, partition_id: &str) -> Result<PartitionProperties> {
-        let mut amqp = self.lock_authorized().await?;
-        management::read_partition(&mut amqp.session, &self.inner.hub, partition_id).await
+        let hub = &self.inner.hub;
+        with_retries("get partition properties", &self.inner.retry, |_| {
+            self.on_session("get partition properties", async |session| {
+                management::read_partition(session, hub, partition_id).await
+            })
+        })
+        .await
     }
 
     /// All events in one transfer (batch format when more than one), to one partition, or
-    /// round robin / hash when None. Sending no events does nothing.
+    /// round robin / hash when None. Sending no events does nothing. A send that fails in a
+    /// retryable way (lost connection, detached link, no settlement in time) is sent again
+    /// over a new link: at least once, as with every Event Hubs client.
+    ///
+    /// # Errors
+    /// `InvalidInput` for events the service refuses; the last failure after the retries.
     pub async fn send(&self, partition_id: Option<&str>, events: Vec<EventData>) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -200,84 +343,89 @@ impl EventHubClient {
         };
         let span = tracing::debug_span!("eventhubs.send", address = %address, events = events.len());
         async {
-            let sender = self.sender(&address).await?;
-            let mut sender = sender.lock().await;
-            let outcome = if events.len() == 1 {
-                let mut events = events;
-                match events.pop() {
-                    Some(event) => sender.send(message::single(event)).await,
-                    None => return Ok(()),
+            with_retries("send", &self.inner.retry, |_| {
+                let (address, events) = (&address, &events);
+                async move {
+                    let sender = self.sender(address).await?;
+                    let mut sender = sender.lock().await;
+                    let generation = sender.0;
+                    let outcome = match events.as_slice() {
+                        [event] => sender.1.send(message::single(event.clone())).await,
+                        _ => sender.1.send(message::batch(events.clone())?).await,
+                    };
+                    drop(sender);
+                    match settled(address, outcome) {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            if e.is_retryable() {
+                                // The link is unusable: forget it so the next try attaches anew.
+                                self.inner.senders.lock().await.remove(address.as_str());
+                            }
+                            Err(self.failed(generation, e).await)
+                        }
+                    }
                 }
-            } else {
-                sender.send(message::batch(events)?).await
-            };
-            let result = match outcome {
-                Ok(Outcome::Accepted(_)) => Ok(()),
-                Ok(Outcome::Rejected(rejected)) => {
-                    let failure = rejected.error.as_ref().map_or(Failure::Protocol, condition_of);
-                    let description = rejected
-                        .error
-                        .as_ref()
-                        .and_then(|e| e.description.clone())
-                        .unwrap_or_default();
-                    Err(Error::new(
-                        classify(&failure),
-                        format!("send to {address}: rejected: {description}"),
-                    ))
-                }
-                Ok(other) => Err(Error::new(
-                    classify(&Failure::Transport),
-                    format!("send to {address}: not accepted ({other:?})"),
-                )),
-                Err(e) => {
-                    // The link is unusable: forget it so the next send attaches a new one.
-                    self.inner.senders.lock().await.remove(&address);
-                    Err(amqp_error(&format!("send to {address}"), e))
-                }
-            };
-            tracing::debug!(ok = result.is_ok(), "sent");
-            result
+            })
+            .await
         }
         .instrument(span)
         .await
     }
 
-    async fn sender(&self, address: &str) -> Result<Arc<Mutex<Sender>>> {
+    /// The sender for `address` on the current connection, attached if needed.
+    async fn sender(&self, address: &str) -> Result<SharedSender> {
         let mut senders = self.inner.senders.lock().await;
-        if let Some(sender) = senders.get(address) {
+        let mut amqp = self.session().await?;
+        if let Some(sender) = senders.get(address)
+            && sender.lock().await.0 == amqp.generation
+        {
             return Ok(Arc::clone(sender));
         }
-        let mut amqp = self.lock_authorized().await?;
+        let generation = amqp.generation;
         let name = format!("sender-{address}-{}", uuid::Uuid::new_v4());
-        let sender = Sender::attach(&mut amqp.session, name, address)
+        let attach = async {
+            Sender::attach(&mut amqp.session, name, address)
+                .await
+                .map_err(|e| amqp_error(&format!("attach sender to {address}"), e))
+        };
+        let attached = timed("attach sender", self.inner.retry.try_timeout, attach)
             .instrument(tracing::debug_span!("eventhubs.attach_sender", address = %address))
-            .await
-            .map_err(|e| amqp_error(&format!("attach sender to {address}"), e))?;
-        let sender = Arc::new(Mutex::new(sender));
+            .await;
+        drop(amqp);
+        let sender = match attached {
+            Ok(sender) => sender,
+            Err(e) => return Err(self.failed(generation, e).await),
+        };
+        let sender = Arc::new(Mutex::new((generation, sender)));
         senders.insert(address.to_owned(), Arc::clone(&sender));
         Ok(sender)
     }
 
-    /// Opens a receiver on one partition of `consumer_group`.
+    /// Opens a receiver on one partition of `consumer_group`. The receiver recovers by
+    /// itself: see [`PartitionReceiver::receive`].
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad start position; `NotFound`, `OwnerLevelConflict`,
+    /// `QuotaExceeded` as the service refuses the link; the last failure after the retries.
     pub async fn open_receiver(
         &self,
         consumer_group: &str,
         partition_id: &str,
         options: ReceiverOptions,
     ) -> Result<PartitionReceiver> {
-        let mut amqp = self.lock_authorized().await?;
-        PartitionReceiver::attach(
-            self.clone(),
-            &mut amqp.session,
-            consumer_group,
-            partition_id,
-            options,
-        )
-        .await
+        PartitionReceiver::open(self.clone(), consumer_group, partition_id, options).await
+    }
+
+    /// Whether [`EventHubClient::close`] was called on any clone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
     }
 
     /// Closes the senders, the session and the connection. Later calls on any clone fail
     /// with [`ErrorKind::Closed`]; receivers already open stop working.
+    ///
+    /// # Errors
+    /// The connection's error on close (the client is closed either way).
     pub async fn close(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -287,10 +435,12 @@ impl EventHubClient {
             let senders: Vec<_> = self.inner.senders.lock().await.drain().collect();
             for (_, sender) in senders {
                 if let Ok(sender) = Arc::try_unwrap(sender) {
-                    let _ = sender.into_inner().close().await;
+                    let _ = sender.into_inner().1.close().await;
                 }
             }
-            let mut amqp = self.inner.amqp.lock().await;
+            let Some(mut amqp) = self.inner.amqp.lock().await.take() else {
+                return Ok(());
+            };
             let ended = amqp.session.end().await;
             let closed = amqp.connection.close().await;
             ended.map_err(|e| amqp_error("end session", e))?;
@@ -301,20 +451,60 @@ impl EventHubClient {
     }
 }
 
-async fn connect(url: &str, namespace: &str) -> Result<(ConnectionHandle<()>, SessionHandle<()>)> {
+/// A send's outcome as a result.
+fn settled(address: &str, outcome: Result<Outcome, fe2o3_amqp::link::SendError>) -> Result<()> {
+    match outcome {
+        Ok(Outcome::Accepted(_)) => Ok(()),
+        Ok(Outcome::Rejected(rejected)) => {
+            let failure = rejected.error.as_ref().map_or(Failure::Protocol, condition_of);
+            let description = rejected
+                .error
+                .as_ref()
+                .and_then(|e| e.description.clone())
+                .unwrap_or_default();
+            Err(Error::new(
+                classify(&failure),
+                format!("send to {address}: rejected: {description}"),
+            ))
+        }
+        Ok(other) => Err(Error::new(
+            classify(&Failure::Transport),
+            format!("send to {address}: not accepted ({other:?})"),
+        )),
+        Err(e) => Err(amqp_error(&format!("send to {address}"), e)),
+    }
+}
+
+/// Puts the hub's token again before it expires, for as long as the client lives, so links
+/// attached long ago (senders included) stay authorized. A failure is logged; the next
+/// operation connects or puts again by itself.
+async fn renew_tokens(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(TOKEN_CHECK_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let client = EventHubClient { inner };
+        if let Err(e) = client.session().await {
+            tracing::debug!(error = %e, "background token renewal failed; the next operation retries");
+        }
+    }
+}
+
+async fn connect(url: &str, host: &str) -> Result<(ConnectionHandle<()>, SessionHandle<()>)> {
     let span = tracing::debug_span!("eventhubs.connect", url = %url);
     async {
         let mut connection = Connection::builder()
             .container_id(format!("eventhubs-client-{}", uuid::Uuid::new_v4()))
-            .hostname(namespace)
+            .hostname(host)
             .sasl_profile(SaslProfile::Anonymous)
             .open(url)
             .await
-            .map_err(|e| amqp_error(&format!("connect to {url}"), e))?;
+            .map_err(|e| amqp_error(&format!("connect to {url}"), e).connection_failure())?;
         let session = Session::begin(&mut connection)
             .await
-            .map_err(|e| amqp_error("begin session", e))?;
-        tracing::debug!("connected");
+            .map_err(|e| amqp_error("begin session", e).connection_failure())?;
         Ok((connection, session))
     }
     .instrument(span)

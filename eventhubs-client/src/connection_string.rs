@@ -80,8 +80,19 @@ impl ConnectionString {
         })
     }
 
-    /// The host as in the endpoint, e.g. `localhost` or `ns.servicebus.windows.net`.
-    pub fn fully_qualified_namespace(&self) -> &str {
+    /// The fully qualified namespace as the official SDKs derive it from the endpoint: the host
+    /// with `:port` when the endpoint carries one (`ns.servicebus.windows.net`,
+    /// `localhost:5672`); no scheme, no path, no trailing slash. Processors of every SDK record
+    /// ownership and checkpoints under this name, so it must match theirs exactly.
+    pub fn fully_qualified_namespace(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.clone(),
+        }
+    }
+
+    /// The host alone, e.g. `localhost`.
+    pub fn host(&self) -> &str {
         &self.host
     }
 
@@ -160,10 +171,35 @@ mod tests {
             "endpoint=sb://localhost:6000;sharedaccesskeyname=k;SharedAccessKey={KEY};UseDevelopmentEmulator=true;"
         ))
         .unwrap();
-        assert_eq!(cs.fully_qualified_namespace(), "localhost");
+        assert_eq!(cs.fully_qualified_namespace(), "localhost:6000");
+        assert_eq!(cs.host(), "localhost");
         assert_eq!(cs.port(), Some(6000));
         assert!(cs.use_development_emulator());
         assert_eq!(cs.event_hub(), None);
+    }
+
+    /// The namespace every official SDK records in a checkpoint store for these endpoints
+    /// (Go `url.Host`, Python `urlparse(endpoint).netloc`, JS `url.host`): a trailing slash,
+    /// a path or an `EntityPath` never change it; a port stays on it.
+    #[test]
+    fn the_namespace_is_derived_as_the_official_sdks_derive_it() {
+        for (endpoint, namespace) in [
+            ("sb://ns.servicebus.windows.net/", "ns.servicebus.windows.net"),
+            ("sb://ns.servicebus.windows.net", "ns.servicebus.windows.net"),
+            ("sb://localhost:5672", "localhost:5672"),
+            ("sb://localhost:5672/", "localhost:5672"),
+            (
+                "amqps://ns.servicebus.windows.net:5671/",
+                "ns.servicebus.windows.net:5671",
+            ),
+            ("sb://127.0.0.1:40123/", "127.0.0.1:40123"),
+        ] {
+            let cs = ConnectionString::parse(&format!(
+                "Endpoint={endpoint};SharedAccessKeyName=k;SharedAccessKey={KEY};EntityPath=orders"
+            ))
+            .unwrap();
+            assert_eq!(cs.fully_qualified_namespace(), namespace, "{endpoint}");
+        }
     }
 
     #[test]

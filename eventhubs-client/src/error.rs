@@ -59,6 +59,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// The connection under the failed step is broken (transport failure, timeout): the
+    /// client replaces it before the next try. A link-level failure keeps the connection.
+    connection_failure: bool,
     #[source]
     source: Option<BoxError>,
 }
@@ -69,8 +72,20 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            connection_failure: false,
             source: None,
         }
+    }
+
+    /// Marks the connection under the failed step as broken.
+    pub(crate) fn connection_failure(mut self) -> Self {
+        self.connection_failure = true;
+        self
+    }
+
+    /// Whether the connection under the failed step is broken (the client replaces it).
+    pub(crate) fn is_connection_failure(&self) -> bool {
+        self.connection_failure
     }
 
     /// Attaches the underlying error.

@@ -34,8 +34,13 @@ impl EventData {
 pub struct ReceivedEvent {
     /// The partition it was read from.
     pub partition_id: String,
-    /// The body (the data sections, concatenated).
+    /// The body: the data sections concatenated, the bytes of a binary or string amqp-value,
+    /// or the AMQP encoding of any other amqp-value or of the amqp-sequence sections (see
+    /// [`ReceivedEvent::body_type`]).
     pub body: Vec<u8>,
+    /// Which AMQP body section the event carried: events sent by other clients may use an
+    /// amqp-value or amqp-sequence body, and are delivered like any other.
+    pub body_type: BodyType,
     /// Application properties whose values are strings.
     pub properties: BTreeMap<String, String>,
     /// `x-opt-sequence-number`.
@@ -46,6 +51,21 @@ pub struct ReceivedEvent {
     pub enqueued_time: OffsetDateTime,
     /// `x-opt-partition-key`, when the event was sent with one.
     pub partition_key: Option<String>,
+}
+
+/// The AMQP body section an event was sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BodyType {
+    /// One or more data sections (what every SDK sends by default), or no body.
+    #[default]
+    Data,
+    /// An amqp-value section holding binary or a string: `body` is its bytes.
+    Value,
+    /// An amqp-value section holding anything else: `body` is the value's AMQP encoding.
+    EncodedValue,
+    /// amqp-sequence sections: `body` is the AMQP encoding of each section, one after another.
+    Sequence,
 }
 
 /// Where a partition receiver starts reading.

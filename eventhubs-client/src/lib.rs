@@ -11,14 +11,16 @@ mod event;
 mod management;
 pub mod processor;
 mod receiver;
+pub mod retry;
 mod sas;
 
 pub use client::{EventHubClient, EventHubProperties, PartitionProperties};
 pub use connection_string::ConnectionString;
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use event::{EventData, ReceivedEvent, StartPosition};
+pub use event::{BodyType, EventData, ReceivedEvent, StartPosition};
 pub use processor::{LoadBalancingStrategy, PartitionClient, Processor, ProcessorOptions};
 pub use receiver::{PartitionReceiver, ReceiverOptions};
+pub use retry::RetryOptions;
 
 /// The README's example, compiled as a doctest so it cannot rot.
 #[cfg(doctest)]

@@ -1,11 +1,11 @@
 //! [`PartitionReceiver`]: reads one partition of a consumer group.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fe2o3_amqp::Receiver;
+use fe2o3_amqp::link::DetachError;
 use fe2o3_amqp::link::receiver::CreditMode;
-use fe2o3_amqp::link::{DetachError, RecvError};
-use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::definitions::Fields;
 use fe2o3_amqp::types::messaging::{Body, FilterSet, Source};
 use fe2o3_amqp::types::primitives::{Symbol, Value};
@@ -18,6 +18,7 @@ use crate::amqp::message::received;
 use crate::client::EventHubClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{ReceivedEvent, StartPosition};
+use crate::retry::timed;
 
 /// The filter the service reads the start position from.
 const SELECTOR_FILTER: &str = "apache.org:selector-filter:string";
@@ -49,15 +50,43 @@ impl Default for ReceiverOptions {
     }
 }
 
+/// Decides, before every attach after the first, whether the receiver may attach again
+/// (a Processor's partition client refuses once its ownership is gone).
+pub(crate) type AttachGuard = Arc<dyn Fn() -> Result<()> + Send + Sync>;
+
 /// A receiver on one partition of a consumer group.
-#[derive(Debug)]
+///
+/// It recovers by itself: when its link is detached or its connection drops (anything the
+/// classifier calls retryable), it attaches again through the client's recovering connection,
+/// starting right after the last event it returned, so nothing is lost and the receiver itself
+/// adds no duplicates.
 pub struct PartitionReceiver {
-    receiver: Receiver,
+    client: EventHubClient,
     partition_id: String,
     consumer_group: String,
-    /// The client whose connection carries the link: a link lives as long as its connection,
-    /// so the receiver keeps it open even when every other handle of the client is dropped.
-    _client: EventHubClient,
+    options: ReceiverOptions,
+    /// The link and the connection generation it was attached on; `None` between a failure
+    /// and the next attach.
+    link: Option<(u64, Receiver)>,
+    /// The last event returned: (offset, sequence number). A new link starts after it.
+    last: Option<(String, i64)>,
+    /// An error met after events were already taken in the same call: returned next.
+    pending: Option<Error>,
+    /// Links attached again after a failure.
+    recoveries: u64,
+    guard: Option<AttachGuard>,
+}
+
+impl std::fmt::Debug for PartitionReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionReceiver")
+            .field("partition_id", &self.partition_id)
+            .field("consumer_group", &self.consumer_group)
+            .field("options", &self.options)
+            .field("last", &self.last)
+            .field("recoveries", &self.recoveries)
+            .finish()
+    }
 }
 
 /// The selector expression for a start position.
@@ -91,58 +120,125 @@ pub(crate) fn selector(start: &StartPosition) -> Result<String> {
 }
 
 impl PartitionReceiver {
-    pub(crate) async fn attach(
+    /// Opens the receiver: resolves `Latest` to the partition's last sequence number (so a
+    /// recovery before the first event loses nothing either), then attaches, retrying as the
+    /// client's options say.
+    pub(crate) async fn open(
         client: EventHubClient,
-        session: &mut SessionHandle<()>,
         consumer_group: &str,
         partition_id: &str,
-        options: ReceiverOptions,
+        mut options: ReceiverOptions,
     ) -> Result<Self> {
+        selector(&options.start)?;
+        if options.start == StartPosition::Latest {
+            let properties = client.partition_properties(partition_id).await?;
+            options.start = StartPosition::SequenceNumber {
+                sequence_number: properties.last_enqueued_sequence_number,
+                inclusive: false,
+            };
+        }
+        let mut receiver = PartitionReceiver {
+            client,
+            partition_id: partition_id.to_owned(),
+            consumer_group: consumer_group.to_owned(),
+            options,
+            link: None,
+            last: None,
+            pending: None,
+            recoveries: 0,
+            guard: None,
+        };
+        let retry = receiver.client.retry_options().clone();
+        let mut attempt = 0;
+        loop {
+            match receiver.attach().await {
+                Ok(()) => return Ok(receiver),
+                Err(e) if e.is_retryable() && attempt < retry.max_retries => {
+                    let delay = retry.delay(attempt, &mut rand::rng());
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sets the check every later attach must pass.
+    pub(crate) fn set_attach_guard(&mut self, guard: AttachGuard) {
+        self.guard = Some(guard);
+    }
+
+    /// Where a new link starts: after the last event returned, else where the receiver was
+    /// opened.
+    pub fn resume_position(&self) -> StartPosition {
+        match &self.last {
+            Some((offset, _)) => StartPosition::Offset {
+                offset: offset.clone(),
+                inclusive: false,
+            },
+            None => self.options.start.clone(),
+        }
+    }
+
+    /// How many times the link was attached again after a failure.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries
+    }
+
+    /// One attach of a new link on the client's current connection, at the resume position.
+    async fn attach(&mut self) -> Result<()> {
         let address = format!(
-            "{}/ConsumerGroups/{consumer_group}/Partitions/{partition_id}",
-            client.event_hub()
+            "{}/ConsumerGroups/{}/Partitions/{}",
+            self.client.event_hub(),
+            self.consumer_group,
+            self.partition_id
         );
-        let expression = selector(&options.start)?;
+        let expression = selector(&self.resume_position())?;
         let span = tracing::debug_span!(
             "eventhubs.attach_receiver",
             address = %address,
             selector = %expression,
-            owner_level = ?options.owner_level
+            owner_level = ?self.options.owner_level
         );
-        async {
-            let mut filters = FilterSet::new();
-            filters.insert(
-                Symbol::from(SELECTOR_FILTER),
-                Value::Described(Box::new(Described {
-                    descriptor: Descriptor::Name(Symbol::from(SELECTOR_FILTER)),
-                    value: Value::String(expression.clone()),
-                })),
-            );
-            let source = Source::builder().address(address.clone()).filter(filters).build();
-            let mut builder = Receiver::builder()
-                .name(format!("receiver-{address}-{}", uuid::Uuid::new_v4()))
-                .source(source)
-                .target(format!("eventhubs-client-{}", uuid::Uuid::new_v4()))
-                .credit_mode(CreditMode::Auto(options.prefetch.max(1)));
-            if let Some(level) = options.owner_level {
-                let mut properties = Fields::new();
-                properties.insert(Symbol::from(EPOCH), Value::Long(level));
-                builder = builder.properties(properties);
-            }
-            let receiver = builder
-                .attach(session)
-                .await
-                .map_err(|e| amqp_error(&format!("attach receiver to {address}"), e))?;
-            tracing::debug!("receiver attached");
-            Ok(PartitionReceiver {
-                receiver,
-                partition_id: partition_id.to_owned(),
-                consumer_group: consumer_group.to_owned(),
-                _client: client,
-            })
+        let mut filters = FilterSet::new();
+        filters.insert(
+            Symbol::from(SELECTOR_FILTER),
+            Value::Described(Box::new(Described {
+                descriptor: Descriptor::Name(Symbol::from(SELECTOR_FILTER)),
+                value: Value::String(expression.clone()),
+            })),
+        );
+        let source = Source::builder().address(address.clone()).filter(filters).build();
+        let mut builder = Receiver::builder()
+            .name(format!("receiver-{address}-{}", uuid::Uuid::new_v4()))
+            .source(source)
+            .target(format!("eventhubs-client-{}", uuid::Uuid::new_v4()))
+            .credit_mode(CreditMode::Auto(self.options.prefetch.max(1)));
+        if let Some(level) = self.options.owner_level {
+            let mut properties = Fields::new();
+            properties.insert(Symbol::from(EPOCH), Value::Long(level));
+            builder = builder.properties(properties);
         }
-        .instrument(span)
-        .await
+        let mut amqp = self.client.session().await?;
+        let generation = amqp.generation;
+        let attach = async {
+            builder
+                .attach(&mut amqp.session)
+                .await
+                .map_err(|e| amqp_error(&format!("attach receiver to {address}"), e))
+        };
+        let attached = timed("attach receiver", self.client.retry_options().try_timeout, attach)
+            .instrument(span)
+            .await;
+        drop(amqp);
+        match attached {
+            Ok(receiver) => {
+                tracing::debug!(partition = %self.partition_id, generation, "receiver attached");
+                self.link = Some((generation, receiver));
+                Ok(())
+            }
+            Err(e) => Err(self.client.failed(generation, e).await),
+        }
     }
 
     /// The partition this receiver reads.
@@ -156,8 +252,20 @@ impl PartitionReceiver {
     }
 
     /// Up to `max` events; waits at most `wait` for the first one, then returns what has
-    /// arrived (may be empty). Accepts (settles) what it returns. Fails with
-    /// [`ErrorKind::OwnerLevelConflict`] once another receiver took the partition.
+    /// arrived (may be empty). Accepts (settles) what it returns.
+    ///
+    /// # Behavior
+    /// - A retryable failure (link detached, connection dropped, step timed out) is recovered
+    ///   here: events already taken are returned first, and the next link starts after the
+    ///   last event returned. With no event in hand the call backs off and attaches again, up
+    ///   to the client's `max_retries` times in a row.
+    /// - An event that cannot be read (no sequence number or offset) is settled and returned
+    ///   as an error, after the events before it; the events after it come with the next call.
+    /// - amqp-value and amqp-sequence bodies are events too: see [`ReceivedEvent::body_type`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::OwnerLevelConflict`] once another receiver took the partition;
+    /// `Unavailable` after the retries; `Closed` once the client was closed.
     pub async fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<ReceivedEvent>> {
         let span = tracing::debug_span!(
             "eventhubs.receive",
@@ -166,22 +274,89 @@ impl PartitionReceiver {
             max
         );
         async {
+            if let Some(e) = self.pending.take() {
+                return Err(e);
+            }
+            let retry = self.client.retry_options().clone();
+            let deadline = tokio::time::Instant::now() + wait;
             let mut events = Vec::new();
+            let mut attempt = 0;
             while events.len() < max {
-                let limit = if events.is_empty() { wait } else { LINGER };
-                let Ok(delivery) = tokio::time::timeout(limit, self.receiver.recv::<Body<Value>>()).await
-                else {
-                    break;
+                let failure = match self.link.as_mut() {
+                    None => {
+                        let attached = match &self.guard {
+                            Some(guard) => guard(),
+                            None => Ok(()),
+                        };
+                        match attached {
+                            Ok(()) => self.attach().await.err(),
+                            Err(e) => Some(e),
+                        }
+                    }
+                    Some((generation, link)) => {
+                        let limit = if events.is_empty() {
+                            deadline.saturating_duration_since(tokio::time::Instant::now())
+                        } else {
+                            LINGER
+                        };
+                        let Ok(delivery) = tokio::time::timeout(limit, link.recv::<Body<Value>>()).await
+                        else {
+                            break;
+                        };
+                        match delivery {
+                            Ok(delivery) => {
+                                let event = received(&self.partition_id, delivery.message());
+                                // A failed accept means the link is gone; the event is in hand
+                                // all the same, and the next link starts after it.
+                                if let Err(e) = link.accept(&delivery).await {
+                                    tracing::debug!(error = %e, "settling an event failed; the link is replaced");
+                                    self.link = None;
+                                }
+                                match event {
+                                    Ok(event) => {
+                                        self.last = Some((event.offset.clone(), event.sequence_number));
+                                        events.push(event);
+                                        None
+                                    }
+                                    Err(e) if events.is_empty() => return Err(e),
+                                    Err(e) => {
+                                        self.pending = Some(e);
+                                        break;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                let generation = *generation;
+                                self.link = None;
+                                let e = amqp_error(&format!("receive from partition {}", self.partition_id), e);
+                                Some(self.client.failed(generation, e).await)
+                            }
+                        }
+                    }
                 };
-                let delivery = delivery.map_err(|e: RecvError| {
-                    amqp_error(&format!("receive from partition {}", self.partition_id), e)
-                })?;
-                let event = received(&self.partition_id, delivery.message());
-                self.receiver
-                    .accept(&delivery)
-                    .await
-                    .map_err(|e| amqp_error("settle an event", e))?;
-                events.push(event?);
+                let Some(e) = failure else { continue };
+                self.link = None;
+                // A link closed under us (not by us) is worth a new one while the client lives.
+                let retryable = !self.client.is_closed()
+                    && (e.is_retryable() || e.kind() == ErrorKind::Closed);
+                if !retryable {
+                    if events.is_empty() {
+                        return Err(e);
+                    }
+                    self.pending = Some(e);
+                    break;
+                }
+                if !events.is_empty() {
+                    break;
+                }
+                if attempt >= retry.max_retries {
+                    return Err(e);
+                }
+                let delay = retry.delay(attempt, &mut rand::rng());
+                tracing::debug!(partition = %self.partition_id, attempt, error = %e, ?delay, "receiver recovering");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                self.recoveries += 1;
             }
             tracing::debug!(count = events.len(), "received");
             Ok(events)
@@ -191,9 +366,15 @@ impl PartitionReceiver {
     }
 
     /// Detaches the link. A link the service already took away closes without error.
+    ///
+    /// # Errors
+    /// The link's error on detach.
     pub async fn close(self) -> Result<()> {
         let span = tracing::debug_span!("eventhubs.close_receiver", partition = %self.partition_id);
-        match self.receiver.close().instrument(span).await {
+        let Some((_, link)) = self.link else {
+            return Ok(());
+        };
+        match link.close().instrument(span).await {
             Ok(())
             | Err(
                 DetachError::IllegalState

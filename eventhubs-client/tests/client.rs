@@ -65,7 +65,11 @@ async fn properties_and_partition_properties() {
     let emulator = start().await;
     let client = client(&emulator).await;
     assert_eq!(client.event_hub(), "orders");
-    assert_eq!(client.fully_qualified_namespace(), "localhost");
+    assert_eq!(
+        client.fully_qualified_namespace(),
+        format!("localhost:{}", emulator.local_addr().port()),
+        "host and port, as the official SDKs record the namespace"
+    );
     let hub = client.properties().await.unwrap();
     assert_eq!(hub.name, "orders");
     assert_eq!(hub.partition_ids, vec!["0", "1", "2", "3"]);

@@ -46,6 +46,8 @@ fn options(owner: &str, strategy: LoadBalancingStrategy, expiry: Duration) -> Pr
         partition_expiration: expiry,
         start: StartPosition::Earliest,
         owner_id: Some(owner.to_owned()),
+        // The tests keep their partition clients: close need not wait for them.
+        close_timeout: Duration::from_millis(200),
         ..ProcessorOptions::default()
     }
 }
@@ -123,9 +125,10 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// The scope every SDK's processor records for the emulator: `localhost:PORT`.
 fn scope(emulator: &EmulatorHandle) -> PartitionScope {
-    let _ = emulator;
-    PartitionScope::new("localhost", HUB, "$Default").unwrap()
+    let namespace = format!("localhost:{}", emulator.local_addr().port());
+    PartitionScope::new(&namespace, HUB, "$Default").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

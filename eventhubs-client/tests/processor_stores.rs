@@ -45,7 +45,8 @@ async fn balance_over(name: &str, store: Arc<dyn CheckpointStore>) {
     }
     a.close().await.unwrap();
     b.close().await.unwrap();
-    let scope = PartitionScope::new("localhost", HUB, "$Default").unwrap();
+    let namespace = format!("localhost:{}", emulator.local_addr().port());
+    let scope = PartitionScope::new(&namespace, HUB, "$Default").unwrap();
     let records = store.list_ownership(&scope).await.unwrap();
     assert_eq!(records.len(), 4, "{name}");
     assert!(

@@ -11,7 +11,8 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::{ConnError, HOUSEKEEPING, MAX_SESSIONS, decode, flush};
 use crate::auth::Authorization;
 use crate::broker::{Broker, ConnectionCommand};
-use crate::link::publisher::PUBLISH_CREDIT;
+use crate::faults::Signal;
+use crate::link::publisher::{PUBLISH_CREDIT, PublishTarget};
 use crate::link::reply::{pump_replies, route_reply};
 use crate::session::{HANDLE_MAX, INCOMING_WINDOW, Link, Output, Session};
 use crate::wire::frame::{FRAME_TYPE_AMQP, FrameError, RawFrame, encode_frame};
@@ -45,6 +46,7 @@ impl Connection {
         let mut ticker = tokio::time::interval(HOUSEKEEPING);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heartbeat = tokio::time::Instant::now();
+        let mut faults = self.broker.faults.subscribe();
         loop {
             let step = match self.pump_all() {
                 Ok(more) => {
@@ -80,6 +82,18 @@ impl Connection {
                     }
                     self.detach_overdue_refusals().unwrap_or_else(|e| self.close_with(e))
                 }
+                signal = faults.recv() => match signal {
+                    Ok(Signal::Drop) => {
+                        self.broker.faults.count_dropped();
+                        tracing::debug!("connection dropped (fault injection)");
+                        return Err(ConnError::Io(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionAborted,
+                            "dropped by fault injection",
+                        )));
+                    }
+                    Ok(Signal::Detach { hub, partition }) => self.detach_forced(&hub, partition),
+                    Err(_) => Step::Continue,
+                },
                 _ = shutdown.changed() => self.close_with(AmqpError::new(
                     "amqp:connection:forced", "the emulator is shutting down")),
             };
@@ -282,6 +296,51 @@ impl Connection {
             }
         }
         Ok(Step::Continue)
+    }
+
+    /// Detaches the entity links of `hub` (only the receivers of `partition` when given) with
+    /// `amqp:link:detach-forced` (fault injection).
+    fn detach_forced(&mut self, hub: &str, partition: Option<usize>) -> Step {
+        let mut count = 0;
+        let mut failed = None;
+        'sessions: for (channel, session) in &mut self.sessions {
+            let handles: Vec<u32> = session
+                .links
+                .iter()
+                .filter(|(_, link)| match link {
+                    Link::Consumer(c) => c.hub.name == hub && partition.is_none_or(|p| p == c.partition),
+                    Link::Publisher(p) => {
+                        partition.is_none()
+                            && matches!(&p.target, PublishTarget::Events { hub: h, .. } if h.name == hub)
+                    }
+                    Link::Reply(_) => false,
+                })
+                .map(|(h, _)| *h)
+                .collect();
+            for handle in handles {
+                if let Some(link) = session.links.remove(&handle) {
+                    release(&link);
+                }
+                let error = AmqpError::new(
+                    condition::DETACH_FORCED,
+                    "the link was detached by the emulator's fault injection",
+                );
+                if let Err(e) = self
+                    .out
+                    .frame(*channel, &perf::detach(handle, true, Some(&error)), &[])
+                {
+                    failed = Some(e);
+                    break 'sessions;
+                }
+                count += 1;
+            }
+        }
+        if let Some(e) = failed {
+            return self.close_with(e);
+        }
+        tracing::debug!(links = count, %hub, ?partition, "links detached (fault injection)");
+        self.broker.faults.count_detached(count);
+        Step::Continue
     }
 
     /// Sends the detach of refused links whose client has not detached in time.

@@ -52,6 +52,8 @@ pub mod condition {
     pub const FRAMING_ERROR: &str = "amqp:connection:framing-error";
     /// A receiver with an equal or higher owner level took the partition.
     pub const LINK_STOLEN: &str = "amqp:link:stolen";
+    /// The service detached the link on its own (fault injection uses it).
+    pub const DETACH_FORCED: &str = "amqp:link:detach-forced";
     /// A message is larger than the link allows.
     pub const MESSAGE_SIZE_EXCEEDED: &str = "amqp:link:message-size-exceeded";
     /// The server is shutting down or hit an internal problem.

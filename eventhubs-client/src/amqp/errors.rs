@@ -69,9 +69,16 @@ pub(crate) trait AmqpFailure: std::error::Error + Send + Sync + 'static {
 }
 
 /// Wraps a fe2o3 error: the kind from [`classify`], `context` and the error's text.
+/// A transport failure also marks the connection as broken, so the client replaces it.
 pub(crate) fn amqp_error<E: AmqpFailure>(context: &str, error: E) -> Error {
-    let kind = classify(&error.failure());
-    Error::new(kind, format!("{context}: {error}")).with_source(error)
+    let failure = error.failure();
+    let e = Error::new(classify(&failure), format!("{context}: {error}"));
+    let e = if failure == Failure::Transport {
+        e.connection_failure()
+    } else {
+        e
+    };
+    e.with_source(error)
 }
 
 /// An error for a `$cbs`/`$management` answer with a non-success status. An error condition,

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::amqp::errors::{Failure, classify};
 use crate::error::{Error, Result};
-use crate::event::{EventData, ReceivedEvent};
+use crate::event::{BodyType, EventData, ReceivedEvent};
 
 /// The message format of an Event Hubs batch: each data section is one encoded message.
 pub(crate) const BATCH_FORMAT: u32 = 0x8001_3700;
@@ -97,15 +97,31 @@ pub(crate) fn received(partition_id: &str, message: &Message<Body<Value>>) -> Re
         Some(Value::String(s)) => Some(s.clone()),
         _ => None,
     };
-    let body = match &message.body {
-        Body::Data(sections) => sections.iter().flat_map(|d| d.0.iter().copied()).collect(),
+    let encode = |what: &str, value: &Value| {
+        serde_amqp::to_vec(value).map_err(|e| {
+            protocol(format!(
+                "event {sequence_number}: cannot encode its {what} body: {e}"
+            ))
+        })
+    };
+    let (body, body_type) = match &message.body {
+        Body::Data(sections) => (
+            sections.iter().flat_map(|d| d.0.iter().copied()).collect(),
+            BodyType::Data,
+        ),
         Body::Value(v) => match &v.0 {
-            Value::Binary(b) => b.to_vec(),
-            Value::String(s) => s.clone().into_bytes(),
-            other => return Err(protocol(format!("unsupported amqp-value body {other:?}"))),
+            Value::Binary(b) => (b.to_vec(), BodyType::Value),
+            Value::String(s) => (s.clone().into_bytes(), BodyType::Value),
+            other => (encode("amqp-value", other)?, BodyType::EncodedValue),
         },
-        Body::Empty => Vec::new(),
-        _ => return Err(protocol("unsupported body (amqp-sequence)".into())),
+        Body::Sequence(sections) => {
+            let mut bytes = Vec::new();
+            for section in sections {
+                bytes.extend(encode("amqp-sequence", &Value::List(section.0.clone()))?);
+            }
+            (bytes, BodyType::Sequence)
+        }
+        Body::Empty => (Vec::new(), BodyType::Data),
     };
     let properties = message
         .application_properties
@@ -122,6 +138,7 @@ pub(crate) fn received(partition_id: &str, message: &Message<Body<Value>>) -> Re
     Ok(ReceivedEvent {
         partition_id: partition_id.to_owned(),
         body,
+        body_type,
         properties,
         sequence_number,
         offset,

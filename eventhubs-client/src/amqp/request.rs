@@ -1,8 +1,6 @@
 //! One request/response exchange on a `$cbs` or `$management` node: a sender to the node and
 //! a receiver whose target is the reply-to address, both detached afterwards.
 
-use std::time::Duration;
-
 use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::messaging::{ApplicationProperties, Message, MessageId, Properties};
 use fe2o3_amqp::types::primitives::{SimpleValue, Value};
@@ -10,9 +8,6 @@ use fe2o3_amqp::{Receiver, Sender};
 
 use crate::amqp::errors::{Failure, amqp_error, classify, status_error};
 use crate::error::{Error, Result};
-
-/// How long a request may take before it counts as unavailable.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A `$cbs`/`$management` answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +39,8 @@ impl Response {
 }
 
 /// Sends `body` with application `properties` to `node` and waits for the answer. The body
-/// may be a secret (a token): it never appears in errors or logs.
+/// may be a secret (a token): it never appears in errors or logs. The caller bounds it with
+/// the client's step timeout.
 pub(crate) async fn request(
     session: &mut SessionHandle<()>,
     node: &str,
@@ -96,13 +92,7 @@ pub(crate) async fn request(
         let _ = receiver.close().await;
         Ok(response)
     };
-    match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new(
-            classify(&Failure::Transport),
-            format!("{node}: no response within {REQUEST_TIMEOUT:?}"),
-        )),
-    }
+    exchange.await
 }
 
 fn parse(message: &Message<Value>) -> Result<Response> {

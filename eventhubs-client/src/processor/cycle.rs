@@ -1,17 +1,23 @@
 //! The background loop and one load-balancing cycle: renew, claim, hand out new partitions
-//! (starting after their checkpoints), mark lost ones.
+//! (starting after their checkpoints) and dropped ones again, mark lost and expired ones.
+//!
+//! Faults never stop the loop: a failed cycle is reported to the application and tried again
+//! with the client's backoff (capped at the update interval); meanwhile the partitions already
+//! owned keep being read until their last renewal expires.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use eventhubs_store_core::{Checkpoint, Ownership};
 use rand::Rng;
 use time::OffsetDateTime;
 
+use super::events::{LossReason, ProcessorEvent};
+use super::lease::Lease;
 use super::partition_client::PartitionClient;
-use super::{Inner, Owned, load_balancer, relinquish};
+use super::{Inner, load_balancer, relinquish};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::StartPosition;
 use crate::receiver::ReceiverOptions;
@@ -19,25 +25,79 @@ use crate::receiver::ReceiverOptions;
 impl Inner {
     pub(super) async fn run(self: Arc<Self>) {
         let mut closed = self.closed.subscribe();
+        let mut failures = 0u32;
         loop {
             let pause = {
                 let mut state = self.state.lock().await;
-                jittered(self.options.update_interval, &mut state.rng)
+                match failures {
+                    0 => jittered(self.options.update_interval, &mut state.rng),
+                    n => self
+                        .client
+                        .retry_options()
+                        .delay(n - 1, &mut state.rng)
+                        .min(self.options.update_interval),
+                }
             };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = closed.wait_for(|c| *c) => return,
+            let next = tokio::time::Instant::now() + pause;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => break,
+                    _ = self.wake.notified() => {
+                        if let Err(e) = self.hand_out(Vec::new()).await {
+                            self.report(None, &e);
+                        }
+                    }
+                    _ = async { drop(closed.wait_for(|c| *c).await) } => return,
+                }
             }
-            if let Err(e) = self.cycle().await {
-                tracing::warn!(owner = %self.owner_id, error = %e, "load-balancing cycle failed; trying again next interval");
+            match self.cycle().await {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    self.report(None, &e);
+                }
+            }
+            self.expire_overdue().await;
+        }
+    }
+
+    /// Stops reading partitions whose last renewal has expired (the store could not be
+    /// reached for the whole expiration): others may own them now.
+    async fn expire_overdue(&self) {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        let overdue: Vec<String> = state
+            .owned
+            .iter()
+            .filter(|(_, lease)| now >= lease.expires())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in overdue {
+            if let Some(lease) = state.owned.remove(&id) {
+                self.lose(&id, &lease, LossReason::Expired);
             }
         }
     }
 
-    /// One load-balancing cycle: renew, claim, hand out new partitions, drop lost ones.
+    /// One load-balancing cycle: renew, claim, hand out new and dropped partitions, drop lost
+    /// ones. While the hub cannot be reached the partition ids of the last successful read
+    /// are used, so renewals go on.
     #[tracing::instrument(level = "debug", skip(self), fields(owner = %self.owner_id, scope = %self.scope))]
     pub(super) async fn cycle(&self) -> Result<()> {
-        let partition_ids = self.client.properties().await?.partition_ids;
+        let partition_ids = match self.client.properties().await {
+            Ok(properties) => {
+                self.state.lock().await.partition_ids = properties.partition_ids.clone();
+                properties.partition_ids
+            }
+            Err(e) => {
+                let known = self.state.lock().await.partition_ids.clone();
+                if known.is_empty() {
+                    return Err(e);
+                }
+                self.report(None, &e);
+                known
+            }
+        };
         let listed = self.store.list_ownership(&self.scope).await?;
         let mut state = self.state.lock().await;
         let inputs = load_balancer::Inputs {
@@ -51,24 +111,23 @@ impl Inner {
         };
         let mut claims = load_balancer::plan(&inputs, &mut state.rng);
         // Partitions whose client was closed are given up instead of renewed.
-        let released: Vec<String> = state
-            .owned
-            .iter()
-            .filter(|(_, o)| o.released.load(Ordering::SeqCst))
-            .map(|(id, _)| id.clone())
-            .collect();
         for claim in &mut claims {
-            if released.contains(&claim.partition_id) {
+            if state
+                .owned
+                .get(&claim.partition_id)
+                .is_some_and(|lease| lease.released.load(Ordering::SeqCst))
+            {
                 *claim = relinquish(claim);
             }
         }
+        let started = Instant::now();
         let won = self.store.claim_ownership(&claims, &Default::default()).await?;
-        let mut now_owned: BTreeMap<String, Ownership> = BTreeMap::new();
-        for record in won {
-            if record.owner_id == self.owner_id {
-                now_owned.insert(record.partition_id.clone(), record);
-            }
-        }
+        let expires = started + self.options.partition_expiration;
+        let now_owned: BTreeMap<String, Ownership> = won
+            .into_iter()
+            .filter(|record| record.owner_id == self.owner_id)
+            .map(|record| (record.partition_id.clone(), record))
+            .collect();
         // Lost: owned before, not won now (someone else renewed or took it), or released.
         let gone: Vec<String> = state
             .owned
@@ -77,73 +136,121 @@ impl Inner {
             .cloned()
             .collect();
         for id in gone {
-            if let Some(o) = state.owned.remove(&id) {
-                o.lost.store(true, Ordering::SeqCst);
-                tracing::info!(partition = %id, "partition lost or released");
+            if let Some(lease) = state.owned.remove(&id) {
+                let reason = if lease.released.load(Ordering::SeqCst) {
+                    LossReason::Released
+                } else {
+                    LossReason::Stolen
+                };
+                self.lose(&id, &lease, reason);
             }
         }
-        let fresh: Vec<String> = now_owned
-            .keys()
-            .filter(|id| !state.owned.contains_key(*id))
-            .cloned()
+        let mut fresh = Vec::new();
+        for (id, record) in now_owned {
+            match state.owned.get(&id) {
+                Some(lease) => lease.renewed(expires),
+                None => fresh.push((record, expires)),
+            }
+        }
+        drop(state);
+        self.hand_out(fresh).await
+    }
+
+    /// Hands out a partition client for each newly won partition in `fresh` and for each owned
+    /// partition whose client was dropped, starting after the checkpoint. A partition that
+    /// cannot be opened is relinquished (C8), never kept owned and unread.
+    async fn hand_out(&self, fresh: Vec<(Ownership, Instant)>) -> Result<()> {
+        let mut state = self.state.lock().await;
+        if *self.closed.borrow() {
+            return Ok(());
+        }
+
+        let dropped: Vec<(String, Instant)> = state
+            .owned
+            .iter()
+            .filter(|(_, lease)| lease.dropped.load(Ordering::SeqCst) && lease.lost().is_none())
+            .map(|(id, lease)| (id.clone(), lease.expires()))
             .collect();
-        for (id, record) in &now_owned {
-            if let Some(o) = state.owned.get_mut(id) {
-                o.record = record.clone();
-            }
-        }
-        if fresh.is_empty() {
+        if fresh.is_empty() && dropped.is_empty() {
             return Ok(());
         }
         let checkpoints = self.store.list_checkpoints(&self.scope).await?;
-        for id in fresh {
-            let Some(record) = now_owned.remove(&id) else {
-                continue;
-            };
+        let mut to_open: Vec<(String, Option<Ownership>, Instant)> = fresh
+            .into_iter()
+            .map(|(record, expires)| (record.partition_id.clone(), Some(record), expires))
+            .collect();
+        to_open.extend(dropped.into_iter().map(|(id, expires)| (id, None, expires)));
+        for (id, record, expires) in to_open {
             let start = start_after(checkpoints.iter().find(|c| c.partition_id == id))
                 .unwrap_or_else(|| self.options.start.clone());
             let options = ReceiverOptions {
-                start,
+                start: start.clone(),
                 owner_level: self.options.owner_level,
                 prefetch: self.options.prefetch,
             };
-            let receiver = match self
+            let lease = Arc::new(Lease::new(&id, expires));
+            let mut receiver = match self
                 .client
                 .open_receiver(&self.consumer_group, &id, options)
                 .await
             {
                 Ok(receiver) => receiver,
                 Err(e) => {
-                    // Still owned in the store: the next cycle renews it and tries again.
-                    tracing::warn!(partition = %id, error = %e, "could not open the partition; retrying next cycle");
+                    self.report(Some(&id), &e);
+                    if let Some(old) = state.owned.remove(&id) {
+                        self.lose(&id, &old, LossReason::Released);
+                    }
+                    self.give_up(&id, record).await;
                     continue;
                 }
             };
-            let lost = Arc::new(AtomicBool::new(false));
-            let released = Arc::new(AtomicBool::new(false));
+            let guard = Arc::clone(&lease);
+            receiver.set_attach_guard(Arc::new(move || guard.ensure_owned()));
             let client = PartitionClient {
-                receiver,
+                receiver: Some(receiver),
                 store: Arc::clone(&self.store),
                 scope: self.scope.clone(),
+                partition_id: id.clone(),
                 owner_id: self.owner_id.clone(),
+                start,
                 fenced: self.store.capabilities().fenced_checkpoints,
-                lost: Arc::clone(&lost),
-                released: Arc::clone(&released),
+                lease: Arc::clone(&lease),
+                processor: self.weak.clone(),
             };
-            state.owned.insert(
-                id.clone(),
-                Owned {
-                    record,
-                    lost,
-                    released,
-                },
-            );
-            tracing::info!(partition = %id, "partition claimed");
+            state.owned.insert(id.clone(), lease);
+            tracing::info!(partition = %id, "partition handed out");
             if self.ready_tx.send(client).is_err() {
                 return Err(Error::new(ErrorKind::Closed, "the processor was dropped"));
             }
+            let _ = self
+                .events
+                .send(ProcessorEvent::PartitionInitialized { partition_id: id });
         }
         Ok(())
+    }
+
+    /// Relinquishes a partition this processor cannot read (C8), so another one can.
+    async fn give_up(&self, partition_id: &str, record: Option<Ownership>) {
+        let record = match record {
+            Some(record) => Some(record),
+            None => match self.store.list_ownership(&self.scope).await {
+                Ok(listed) => listed
+                    .into_iter()
+                    .find(|o| o.partition_id == partition_id && o.owner_id == self.owner_id),
+                Err(e) => {
+                    self.report(Some(partition_id), &Error::from(e));
+                    None
+                }
+            },
+        };
+        let Some(record) = record else { return };
+        if let Err(e) = self
+            .store
+            .claim_ownership(&[relinquish(&record)], &Default::default())
+            .await
+        {
+            self.report(Some(partition_id), &Error::from(e));
+        }
     }
 }
 
@@ -164,7 +271,7 @@ fn start_after(checkpoint: Option<&Checkpoint>) -> Option<StartPosition> {
 }
 
 /// `interval` ±10 %.
-fn jittered(interval: Duration, rng: &mut impl Rng) -> Duration {
+pub(super) fn jittered(interval: Duration, rng: &mut impl Rng) -> Duration {
     interval.mul_f64(rng.random_range(0.9..=1.1))
 }
 

@@ -11,25 +11,31 @@
 //! is what a crash looks like, and its partitions move once they expire.
 
 mod cycle;
+pub mod events;
+mod lease;
 pub mod load_balancer;
 mod partition_client;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eventhubs_store_core::{CheckpointStore, Ownership, PartitionScope};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::client::EventHubClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::StartPosition;
+pub use events::{LossReason, ProcessorEvent};
+use lease::Lease;
 pub use load_balancer::LoadBalancingStrategy;
 pub use partition_client::PartitionClient;
+
+/// How many [`ProcessorEvent`]s a slow subscriber may fall behind before it misses the oldest.
+const EVENTS_CAPACITY: usize = 1024;
 
 /// How a [`Processor`] balances and reads.
 #[derive(Debug, Clone)]
@@ -50,6 +56,9 @@ pub struct ProcessorOptions {
     pub prefetch: u32,
     /// This processor's owner id (default a random UUID).
     pub owner_id: Option<String>,
+    /// How long [`Processor::close`] waits for the application to make its last checkpoints
+    /// and close its partition clients before it relinquishes the partitions (default 10 s).
+    pub close_timeout: Duration,
 }
 
 impl Default for ProcessorOptions {
@@ -62,6 +71,7 @@ impl Default for ProcessorOptions {
             owner_level: Some(0),
             prefetch: 300,
             owner_id: None,
+            close_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -76,16 +86,25 @@ impl Default for ProcessorOptions {
 /// let client = EventHubClient::from_connection_string("Endpoint=sb://…;EntityPath=orders", None).await?;
 /// let processor = Processor::new(client, "$Default", store, ProcessorOptions::default())?;
 /// processor.start().await?;
+/// let mut events = processor.events(); // partitions gained and lost, errors met
+/// tokio::spawn(async move {
+///     while let Ok(event) = events.recv().await {
+///         eprintln!("{event:?}");
+///     }
+/// });
 /// while let Some(mut partition) = processor.next_partition_client().await {
 ///     tokio::spawn(async move {
+///         // Ends when the partition is lost or the processor closes; a dropped client is
+///         // handed out again, so ending on any error loses nothing.
 ///         while let Ok(events) = partition.receive_events(100, Duration::from_secs(5)).await {
 ///             if let Some(last) = events.last() {
 ///                 // … process the events, then:
 ///                 if partition.update_checkpoint(last).await.is_err() {
-///                     break; // lost the partition to another processor
+///                     break;
 ///                 }
 ///             }
 ///         }
+///         let _ = partition.close().await;
 ///     });
 /// }
 /// # Ok(()) }
@@ -116,18 +135,19 @@ struct Inner {
     ready_tx: mpsc::UnboundedSender<PartitionClient>,
     ready_rx: Mutex<mpsc::UnboundedReceiver<PartitionClient>>,
     closed: watch::Sender<bool>,
+    events: broadcast::Sender<ProcessorEvent>,
+    /// Woken when a partition client is dropped (hand it out again) or lost.
+    wake: Notify,
+    /// Itself, for the partition clients it hands out.
+    weak: std::sync::Weak<Inner>,
 }
 
 struct State {
-    /// Partitions this processor owns, by id: the last won record and the client's flags.
-    owned: BTreeMap<String, Owned>,
+    /// Partitions this processor owns, by id, with the lease shared with their client.
+    owned: BTreeMap<String, Arc<Lease>>,
+    /// The hub's partition ids as last read (used while the hub cannot be reached).
+    partition_ids: Vec<String>,
     rng: StdRng,
-}
-
-struct Owned {
-    record: Ownership,
-    lost: Arc<AtomicBool>,
-    released: Arc<AtomicBool>,
 }
 
 impl Processor {
@@ -170,7 +190,7 @@ impl Processor {
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let (closed, _) = watch::channel(false);
         Ok(Processor {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|weak| Inner {
                 client,
                 store,
                 scope,
@@ -179,11 +199,15 @@ impl Processor {
                 options,
                 state: Mutex::new(State {
                     owned: BTreeMap::new(),
+                    partition_ids: Vec::new(),
                     rng: StdRng::from_rng(&mut rand::rng()),
                 }),
                 ready_tx,
                 ready_rx: Mutex::new(ready_rx),
                 closed,
+                events: broadcast::channel(EVENTS_CAPACITY).0,
+                wake: Notify::new(),
+                weak: weak.clone(),
             }),
             task: Mutex::new(None),
         })
@@ -198,8 +222,9 @@ impl Processor {
     /// [`Processor::close`].
     ///
     /// # Errors
-    /// The first cycle's error (hub unreachable, store unreachable): later cycles log theirs
-    /// and try again at the next interval.
+    /// The first cycle's error (hub unreachable, store unreachable), so a misconfigured
+    /// processor fails fast. Later cycles never stop the processor: their errors go to
+    /// [`Processor::events`] and the cycle is tried again with backoff.
     pub async fn start(&self) -> Result<()> {
         let mut task = self.task.lock().await;
         if task.is_some() {
@@ -214,26 +239,50 @@ impl Processor {
         Ok(())
     }
 
-    /// The next partition this processor came to own, ready to read; `None` once closed.
+    /// The next partition this processor came to own (or whose previous client was dropped),
+    /// ready to read; `None` once closed. Clients of partitions lost while they waited here
+    /// are skipped.
     pub async fn next_partition_client(&self) -> Option<PartitionClient> {
         let mut closed = self.inner.closed.subscribe();
         let mut ready = self.inner.ready_rx.lock().await;
-        if *closed.borrow() {
-            return None;
-        }
-        tokio::select! {
-            client = ready.recv() => client,
-            _ = closed.wait_for(|c| *c) => None,
+        loop {
+            if *closed.borrow() {
+                return None;
+            }
+            let client = tokio::select! {
+                client = ready.recv() => client?,
+                _ = closed.wait_for(|c| *c) => return None,
+            };
+            if client.lease.lost().is_none() {
+                return Some(client);
+            }
         }
     }
 
-    /// The partitions this processor owns now.
+    /// The partitions this processor owns now: won in the last cycle and not lost since
+    /// (stolen, expired, released).
     pub async fn owned_partitions(&self) -> Vec<String> {
         self.inner.state.lock().await.owned.keys().cloned().collect()
     }
 
-    /// Stops balancing and relinquishes every partition (C8), so other processors take them at
-    /// once instead of waiting for them to expire. Its partition clients stop working.
+    /// What happens to this processor from now on: partitions initialized and lost (with the
+    /// reason), errors met (store, AMQP) while it keeps running. Each call is one subscriber;
+    /// one that falls more than 1024 events behind misses the oldest (`Lagged`).
+    pub fn events(&self) -> broadcast::Receiver<ProcessorEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Stops balancing, lets the application finish, and relinquishes every partition (C8), so
+    /// other processors take them at once instead of waiting for them to expire.
+    ///
+    /// # Behavior
+    /// - No more cycles; partition clients not yet taken from
+    ///   [`Processor::next_partition_client`] are dropped.
+    /// - `receive_events` on the clients handed out fails with `Closed`, while
+    ///   `update_checkpoint` still works: the application makes its last checkpoints and
+    ///   closes (or drops) its clients. `close` waits for that up to
+    ///   [`ProcessorOptions::close_timeout`].
+    /// - Then every partition is lost with [`LossReason::Shutdown`] and relinquished.
     ///
     /// # Errors
     /// The store's error when relinquishing (the processor is stopped either way).
@@ -244,9 +293,22 @@ impl Processor {
         if let Some(task) = self.task.lock().await.take() {
             let _ = task.await;
         }
+        {
+            let mut ready = self.inner.ready_rx.lock().await;
+            ready.close();
+            while ready.try_recv().is_ok() {}
+        }
+        let leases: Vec<Arc<Lease>> = self.inner.state.lock().await.owned.values().cloned().collect();
+        for lease in &leases {
+            lease.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let deadline = Instant::now() + self.inner.options.close_timeout;
+        while leases.iter().any(|l| l.in_use()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut state = self.inner.state.lock().await;
-        for o in std::mem::take(&mut state.owned).values() {
-            o.lost.store(true, Ordering::SeqCst);
+        for (id, lease) in std::mem::take(&mut state.owned) {
+            self.inner.lose(&id, &lease, LossReason::Shutdown);
         }
         // Relinquish what the store says is ours, with the etags it lists: the processor's own
         // copies may be stale after a claim whose answer was lost.
@@ -270,7 +332,7 @@ impl Processor {
 
 impl Processor {
     /// Stops at once without relinquishing anything: what a crash does (dropping the processor
-    /// does the same). Its partitions move once their ownership expires; until another
+    /// does the same). No event is reported. Its partitions move once their ownership expires; until another
     /// processor takes them, its partition clients keep reading. For tests and demos of
     /// failure; a process that shuts down calls [`Processor::close`].
     pub fn abort(&self) {
@@ -287,6 +349,30 @@ impl Drop for Processor {
     /// Stops the background cycle without relinquishing anything: what a crash does.
     fn drop(&mut self) {
         self.abort();
+    }
+}
+
+impl Inner {
+    /// Reports an error to the application.
+    pub(super) fn report(&self, partition_id: Option<&str>, error: &Error) {
+        tracing::warn!(owner = %self.owner_id, partition = ?partition_id, error = %error, "processor error");
+        let copy = Error::new(error.kind(), error.message());
+        let _ = self.events.send(ProcessorEvent::Error {
+            partition_id: partition_id.map(str::to_owned),
+            error: Arc::new(copy),
+        });
+    }
+
+    /// Marks `lease` lost for `reason` and tells the application, once.
+    pub(super) fn lose(&self, partition_id: &str, lease: &Lease, reason: LossReason) {
+        if lease.lose(reason) {
+            tracing::info!(owner = %self.owner_id, partition = %partition_id, %reason, "partition lost");
+            let _ = self.events.send(ProcessorEvent::PartitionLost {
+                partition_id: partition_id.to_owned(),
+                reason,
+            });
+            self.wake.notify_one();
+        }
     }
 }
 

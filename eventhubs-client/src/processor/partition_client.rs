@@ -2,39 +2,52 @@
 //! checkpoint.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use eventhubs_store_core::{Checkpoint, CheckpointStore, PartitionScope, SetCheckpointOptions};
 
+use super::Inner;
+use super::events::LossReason;
+use super::lease::Lease;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::ReceivedEvent;
+use crate::event::{ReceivedEvent, StartPosition};
 use crate::receiver::PartitionReceiver;
 
 /// A partition this processor owns: read its events, record how far it got.
 ///
-/// It stops working (`OwnerLevelConflict`) once another processor takes the partition over:
-/// its link is stolen by the new owner's receiver, and a fenced checkpoint (C13) is refused.
-/// Call [`PartitionClient::close`] when done with it: the processor then lets the partition go.
+/// It stops working (`OwnerLevelConflict`) once the partition is lost: another processor
+/// claimed it (its link is stolen by the new owner's receiver, a fenced checkpoint (C13) is
+/// refused), or the ownership expired because the store could not be reached to renew it.
+/// Its receiver recovers from dropped connections and detached links by itself.
+///
+/// Call [`PartitionClient::close`] when done with it: the processor then relinquishes the
+/// partition (C8). A client dropped without `close` (a loop that ended on an error) is handed
+/// out again by the processor, starting after the last checkpoint: a partition is never owned
+/// and unread.
 pub struct PartitionClient {
-    pub(super) receiver: PartitionReceiver,
+    pub(super) receiver: Option<PartitionReceiver>,
     pub(super) store: Arc<dyn CheckpointStore>,
     pub(super) scope: PartitionScope,
+    pub(super) partition_id: String,
     pub(super) owner_id: String,
+    /// Where the receiver started (after the checkpoint, or the processor's default).
+    pub(super) start: StartPosition,
     /// Checkpoints are fenced (C13) when the store offers it.
     pub(super) fenced: bool,
-    /// Set by the processor when a load-balancing cycle finds the partition owned by another.
-    pub(super) lost: Arc<AtomicBool>,
-    /// Set by [`PartitionClient::close`]: the processor relinquishes the partition.
-    pub(super) released: Arc<AtomicBool>,
+    pub(super) lease: Arc<Lease>,
+    /// The processor, told when the client is dropped (to hand the partition out again) or a
+    /// checkpoint finds another owner.
+    pub(super) processor: std::sync::Weak<Inner>,
 }
 
 impl std::fmt::Debug for PartitionClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartitionClient")
-            .field("partition_id", &self.receiver.partition_id())
+            .field("partition_id", &self.partition_id)
             .field("scope", &self.scope)
             .field("owner_id", &self.owner_id)
+            .field("start", &self.start)
             .field("fenced", &self.fenced)
             .finish()
     }
@@ -43,42 +56,66 @@ impl std::fmt::Debug for PartitionClient {
 impl PartitionClient {
     /// The partition id.
     pub fn partition_id(&self) -> &str {
-        self.receiver.partition_id()
+        &self.partition_id
+    }
+
+    /// Where this client started reading: right after the partition's checkpoint, or the
+    /// processor's default start when there was none.
+    pub fn start_position(&self) -> &StartPosition {
+        &self.start
     }
 
     /// Up to `max` events, waiting at most `wait` for the first.
     ///
     /// # Errors
-    /// `OwnerLevelConflict` once another processor owns the partition; the receiver's errors.
-    #[tracing::instrument(level = "debug", skip(self), fields(partition = %self.partition_id()))]
+    /// `OwnerLevelConflict` once the partition is lost; `Closed` once the processor is
+    /// closing (checkpoint, then [`PartitionClient::close`]); the receiver's errors after its
+    /// own recovery gave up.
+    #[tracing::instrument(level = "debug", skip(self), fields(partition = %self.partition_id))]
     pub async fn receive_events(&mut self, max: usize, wait: Duration) -> Result<Vec<ReceivedEvent>> {
-        self.ensure_owned()?;
-        self.receiver.receive(max, wait).await
+        if self.lease.closing.load(Ordering::SeqCst) {
+            return Err(Error::new(
+                ErrorKind::Closed,
+                "the processor is closing: make a last checkpoint and close the partition client",
+            ));
+        }
+        self.lease.ensure_owned()?;
+        let Some(receiver) = self.receiver.as_mut() else {
+            return Err(Error::new(ErrorKind::Closed, "the partition client was closed"));
+        };
+        let result = receiver.receive(max, wait).await;
+        if let Err(e) = &result
+            && e.kind() != ErrorKind::OwnerLevelConflict
+            && let Some(processor) = self.processor.upgrade()
+        {
+            processor.report(Some(&self.partition_id), e);
+        }
+        result
     }
 
     /// Records `event` as the last one processed: the next owner of the partition starts after
     /// it. Fenced (C13) where the store offers it, so a processor that lost the partition cannot
-    /// move its checkpoint.
+    /// move its checkpoint. Allowed while the processor is closing, until it relinquishes.
     ///
     /// # Errors
-    /// `OwnerLevelConflict` when the partition is owned by another processor; the store's
-    /// errors otherwise.
-    #[tracing::instrument(level = "debug", skip(self, event), fields(partition = %self.partition_id(), sequence_number = event.sequence_number))]
+    /// `InvalidInput` for an event of another partition; `OwnerLevelConflict` when the
+    /// partition is owned by another processor (or the ownership expired); the store's errors
+    /// otherwise.
+    #[tracing::instrument(level = "debug", skip(self, event), fields(partition = %self.partition_id, sequence_number = event.sequence_number))]
     pub async fn update_checkpoint(&self, event: &ReceivedEvent) -> Result<()> {
-        if event.partition_id != self.partition_id() {
+        if event.partition_id != self.partition_id {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!(
                     "event of partition {} cannot checkpoint partition {}",
-                    event.partition_id,
-                    self.partition_id()
+                    event.partition_id, self.partition_id
                 ),
             ));
         }
-        self.ensure_owned()?;
+        self.lease.ensure_owned()?;
         let checkpoint = Checkpoint::new(
             self.scope.clone(),
-            self.partition_id(),
+            self.partition_id.as_str(),
             Some(event.offset.clone()),
             Some(event.sequence_number),
         );
@@ -87,8 +124,20 @@ impl PartitionClient {
         } else {
             SetCheckpointOptions::new()
         };
-        self.store.set_checkpoint(&checkpoint, &options).await?;
-        Ok(())
+        match self.store.set_checkpoint(&checkpoint, &options).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = Error::from(e);
+                if let Some(processor) = self.processor.upgrade() {
+                    if e.kind() == ErrorKind::OwnerLevelConflict {
+                        processor.lose(&self.partition_id, &self.lease, LossReason::Stolen);
+                    } else {
+                        processor.report(Some(&self.partition_id), &e);
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Closes the link; the processor relinquishes the partition (C8) in its next cycle, so
@@ -96,21 +145,25 @@ impl PartitionClient {
     ///
     /// # Errors
     /// The link's error on close (the partition is released either way).
-    pub async fn close(self) -> Result<()> {
-        self.released.store(true, Ordering::SeqCst);
-        self.receiver.close().await
-    }
-
-    fn ensure_owned(&self) -> Result<()> {
-        if self.lost.load(Ordering::SeqCst) {
-            return Err(Error::new(
-                ErrorKind::OwnerLevelConflict,
-                format!(
-                    "partition {} is owned by another processor now",
-                    self.partition_id()
-                ),
-            ));
+    pub async fn close(mut self) -> Result<()> {
+        self.lease.released.store(true, Ordering::SeqCst);
+        match self.receiver.take() {
+            Some(receiver) => receiver.close().await,
+            None => Ok(()),
         }
-        Ok(())
+    }
+}
+
+impl Drop for PartitionClient {
+    /// A client dropped without [`PartitionClient::close`]: the processor hands the partition
+    /// out again (after the last checkpoint) while it still owns it.
+    fn drop(&mut self) {
+        if self.lease.released.load(Ordering::SeqCst) {
+            return;
+        }
+        self.lease.dropped.store(true, Ordering::SeqCst);
+        if let Some(processor) = self.processor.upgrade() {
+            processor.wake.notify_one();
+        }
     }
 }
