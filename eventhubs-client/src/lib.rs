@@ -18,7 +18,9 @@ pub use client::{EventHubClient, EventHubProperties, PartitionProperties};
 pub use connection_string::ConnectionString;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{BodyType, EventData, ReceivedEvent, StartPosition};
-pub use processor::{LoadBalancingStrategy, PartitionClient, Processor, ProcessorOptions};
+pub use processor::{
+    LoadBalancingStrategy, LossReason, PartitionClient, Processor, ProcessorEvent, ProcessorOptions,
+};
 pub use receiver::{PartitionReceiver, ReceiverOptions};
 pub use retry::RetryOptions;
 

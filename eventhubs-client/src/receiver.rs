@@ -180,7 +180,8 @@ impl PartitionReceiver {
         }
     }
 
-    /// How many times the link was attached again after a failure.
+    /// How many retryable link failures (detach, dropped connection, timeout) this receiver
+    /// has recovered from (or is recovering from) by attaching a new link.
     pub fn recoveries(&self) -> u64 {
         self.recoveries
     }
@@ -346,6 +347,8 @@ impl PartitionReceiver {
                     self.pending = Some(e);
                     break;
                 }
+                // Recovered by the next attach (in this call or the next one).
+                self.recoveries += 1;
                 if !events.is_empty() {
                     break;
                 }
@@ -356,7 +359,6 @@ impl PartitionReceiver {
                 tracing::debug!(partition = %self.partition_id, attempt, error = %e, ?delay, "receiver recovering");
                 tokio::time::sleep(delay).await;
                 attempt += 1;
-                self.recoveries += 1;
             }
             tracing::debug!(count = events.len(), "received");
             Ok(events)

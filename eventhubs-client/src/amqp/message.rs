@@ -146,3 +146,71 @@ pub(crate) fn received(partition_id: &str, message: &Message<Body<Value>>) -> Re
         partition_key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use fe2o3_amqp::types::messaging::{AmqpSequence, AmqpValue, MessageAnnotations};
+
+    use super::*;
+
+    fn message(body: Body<Value>, annotated: bool) -> Message<Body<Value>> {
+        let mut annotations = MessageAnnotations::builder();
+        if annotated {
+            annotations = annotations
+                .insert(
+                    OwnedKey::Symbol(Symbol::from("x-opt-sequence-number")),
+                    Value::Long(7),
+                )
+                .insert(
+                    OwnedKey::Symbol(Symbol::from("x-opt-offset")),
+                    Value::String("700".into()),
+                )
+                .insert(
+                    OwnedKey::Symbol(Symbol::from("x-opt-enqueued-time")),
+                    Value::Timestamp(fe2o3_amqp::types::primitives::Timestamp::from_milliseconds(1)),
+                );
+        }
+        Message::builder()
+            .message_annotations(annotations.build())
+            .body(body)
+            .build()
+    }
+
+    #[test]
+    fn amqp_value_and_sequence_bodies_are_events_too() {
+        let text = received(
+            "0",
+            &message(Body::Value(AmqpValue(Value::String("hi".into()))), true),
+        )
+        .unwrap();
+        assert_eq!(
+            (text.body.as_slice(), text.body_type),
+            (&b"hi"[..], BodyType::Value)
+        );
+        let map = Value::List(vec![Value::Int(1), Value::Bool(true)]);
+        let value = received("0", &message(Body::Value(AmqpValue(map.clone())), true)).unwrap();
+        assert_eq!(value.body_type, BodyType::EncodedValue);
+        assert_eq!(serde_amqp::from_slice::<Value>(&value.body).unwrap(), map);
+        let sequence = received(
+            "0",
+            &message(
+                Body::Sequence(vec![AmqpSequence(vec![Value::Int(5)])].into()),
+                true,
+            ),
+        )
+        .unwrap();
+        assert_eq!(sequence.body_type, BodyType::Sequence);
+        assert_eq!(
+            serde_amqp::from_slice::<Value>(&sequence.body).unwrap(),
+            Value::List(vec![Value::Int(5)])
+        );
+        assert_eq!((sequence.sequence_number, sequence.offset.as_str()), (7, "700"));
+    }
+
+    #[test]
+    fn an_event_without_its_annotations_is_an_error_naming_what_is_missing() {
+        let e = received("0", &message(Body::Empty, false)).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Protocol);
+        assert!(e.to_string().contains("x-opt-sequence-number"), "{e}");
+    }
+}
