@@ -8,10 +8,9 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use eventhubs_client::{
     ErrorKind, EventData, EventHubClient, LossReason, PartitionReceiver, Processor, ProcessorEvent,
     ProcessorOptions, ReceiverOptions, RetryOptions, StartPosition,
@@ -21,6 +20,9 @@ use eventhubs_store_core::{
     Capabilities, Checkpoint, CheckpointStore, ClaimOptions, Error as StoreError, InMemoryStore, Ownership,
     PartitionScope, SetCheckpointOptions,
 };
+
+mod common;
+use common::Outage;
 
 const HUB: &str = "orders";
 const WAIT: Duration = Duration::from_secs(20);
@@ -194,56 +196,6 @@ async fn a_refused_then_restarted_emulator_is_reconnected() {
     assert_eq!(read_n(&mut receiver, 4).await, vec![0, 1, 2, 3]);
 }
 
-/// A real store that can be taken down: every call fails with `Unavailable` while `down`.
-#[derive(Debug)]
-struct Outage {
-    store: InMemoryStore,
-    down: AtomicBool,
-}
-
-impl Outage {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::unavailable("the store is down (test outage)"));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl CheckpointStore for Outage {
-    async fn list_ownership(&self, scope: &PartitionScope) -> Result<Vec<Ownership>, StoreError> {
-        self.check()?;
-        self.store.list_ownership(scope).await
-    }
-    async fn claim_ownership(
-        &self,
-        claims: &[Ownership],
-        options: &ClaimOptions,
-    ) -> Result<Vec<Ownership>, StoreError> {
-        self.check()?;
-        self.store.claim_ownership(claims, options).await
-    }
-    async fn list_checkpoints(&self, scope: &PartitionScope) -> Result<Vec<Checkpoint>, StoreError> {
-        self.check()?;
-        self.store.list_checkpoints(scope).await
-    }
-    async fn set_checkpoint(
-        &self,
-        checkpoint: &Checkpoint,
-        options: &SetCheckpointOptions,
-    ) -> Result<(), StoreError> {
-        self.check()?;
-        self.store.set_checkpoint(checkpoint, options).await
-    }
-    fn backend_name(&self) -> &'static str {
-        "outage"
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.store.capabilities()
-    }
-}
-
 fn processor_options(expiry: Duration) -> ProcessorOptions {
     ProcessorOptions {
         update_interval: Duration::from_millis(100),
@@ -267,10 +219,7 @@ fn drain(events: &mut tokio::sync::broadcast::Receiver<ProcessorEvent>) -> Vec<P
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_store_outage_shorter_than_the_expiry_stops_nothing_and_is_reported() {
     let emulator = emulator(2).await;
-    let store = Arc::new(Outage {
-        store: InMemoryStore::new(),
-        down: AtomicBool::new(false),
-    });
+    let store = Arc::new(Outage::new(Arc::new(InMemoryStore::new())));
     let processor = Processor::new(
         client(&emulator).await,
         "$default",
@@ -325,10 +274,7 @@ async fn a_store_outage_shorter_than_the_expiry_stops_nothing_and_is_reported() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_store_outage_past_the_expiry_stops_reading_then_the_processor_takes_its_partitions_back() {
     let emulator = emulator(1).await;
-    let store = Arc::new(Outage {
-        store: InMemoryStore::new(),
-        down: AtomicBool::new(false),
-    });
+    let store = Arc::new(Outage::new(Arc::new(InMemoryStore::new())));
     let processor = Processor::new(
         client(&emulator).await,
         "$default",

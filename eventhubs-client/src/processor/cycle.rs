@@ -148,6 +148,12 @@ impl Inner {
         let mut fresh = Vec::new();
         for (id, record) in now_owned {
             match state.owned.get(&id) {
+                // Its link was stolen, yet the store says it is still ours: whoever stole the
+                // link does not own it. Read it again.
+                Some(lease) if lease.lost().is_some() => {
+                    state.owned.remove(&id);
+                    fresh.push((record, expires));
+                }
                 Some(lease) => lease.renewed(expires),
                 None => fresh.push((record, expires)),
             }

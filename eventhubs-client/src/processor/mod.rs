@@ -262,7 +262,13 @@ impl Processor {
     /// The partitions this processor owns now: won in the last cycle and not lost since
     /// (stolen, expired, released).
     pub async fn owned_partitions(&self) -> Vec<String> {
-        self.inner.state.lock().await.owned.keys().cloned().collect()
+        let state = self.inner.state.lock().await;
+        state
+            .owned
+            .iter()
+            .filter(|(_, lease)| lease.lost().is_none())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// What happens to this processor from now on: partitions initialized and lost (with the

@@ -85,10 +85,15 @@ impl PartitionClient {
         };
         let result = receiver.receive(max, wait).await;
         if let Err(e) = &result
-            && e.kind() != ErrorKind::OwnerLevelConflict
             && let Some(processor) = self.processor.upgrade()
         {
-            processor.report(Some(&self.partition_id), e);
+            if e.kind() == ErrorKind::OwnerLevelConflict {
+                // A receiver with an equal or higher owner level took the link: another
+                // processor owns the partition now (the next cycle confirms it from the store).
+                processor.lose(&self.partition_id, &self.lease, LossReason::Stolen);
+            } else {
+                processor.report(Some(&self.partition_id), e);
+            }
         }
         result
     }
