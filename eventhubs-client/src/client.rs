@@ -281,6 +281,21 @@ impl EventHubClient {
         error
     }
 
+    /// Returns once connection `generation` is gone (replaced, dropped or its engine stopped).
+    /// Polls: the connection's own handle sits behind the session lock.
+    async fn connection_lost(&self, generation: u64) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Ok(guard) = self.inner.amqp.try_lock()
+                && guard
+                    .as_ref()
+                    .is_none_or(|a| a.generation != generation || a.is_broken())
+            {
+                return;
+            }
+        }
+    }
+
     /// Runs one management step on the current session, bounded by the step timeout; a
     /// failure that breaks the connection drops it.
     async fn on_session<T>(
@@ -349,9 +364,27 @@ impl EventHubClient {
                     let sender = self.sender(address).await?;
                     let mut sender = sender.lock().await;
                     let generation = sender.0;
-                    let outcome = match events.as_slice() {
-                        [event] => sender.1.send(message::single(event.clone())).await,
-                        _ => sender.1.send(message::batch(events.clone())?).await,
+                    let batch = match events.as_slice() {
+                        [_] => None,
+                        _ => Some(message::batch(events.clone())?),
+                    };
+                    let send = async {
+                        match (batch, events.first()) {
+                            (Some(batch), _) => sender.1.send(batch).await,
+                            (None, Some(event)) => sender.1.send(message::single(event.clone())).await,
+                            (None, None) => Ok(fe2o3_amqp::types::messaging::Outcome::Accepted(
+                                fe2o3_amqp::types::messaging::Accepted {},
+                            )),
+                        }
+                    };
+                    // fe2o3 leaves a settlement pending when the connection dies under it:
+                    // stop waiting as soon as the connection is gone.
+                    let outcome = tokio::select! {
+                        outcome = send => outcome,
+                        () = self.connection_lost(generation) => return Err(self.failed(generation, Error::new(
+                            ErrorKind::Unavailable,
+                            format!("send to {address}: the connection was lost before the send was settled"),
+                        ).connection_failure()).await),
                     };
                     drop(sender);
                     match settled(address, outcome) {
