@@ -49,7 +49,6 @@ pub enum Command {
     /// Three processors share eight partitions through a store: claims, renewals, take-overs.
     Demo(DemoArgs),
     /// Run the Event Hubs emulator in the foreground and print its connection string.
-    #[cfg(feature = "emulator")]
     Emulator(EmulatorArgs),
 }
 
@@ -319,6 +318,13 @@ pub struct DemoArgs {
     /// Time between load-balancing cycles.
     #[arg(long, default_value = "150ms", value_parser = duration_arg)]
     pub interval: Duration,
+    /// Port of the in-process emulator on 127.0.0.1. Fixed by default so the namespace (and the
+    /// store's records) are the same from run to run; 0 or a taken port picks a free one.
+    #[arg(long, default_value_t = 5674)]
+    pub port: u16,
+    /// Print one JSON summary for scripts instead of the story and the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ehstore emulator`.

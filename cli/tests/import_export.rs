@@ -91,12 +91,12 @@ fn import_of_a_bad_file_writes_nothing_and_names_every_bad_line() {
 #[test]
 fn export_with_ownership_lists_claims_from_the_demo() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = demo_store(tmp.path());
+    let (store, namespace) = demo_store(tmp.path());
     let text = ok(&[
         "export",
         &store,
         "--namespace",
-        "demo.servicebus.windows.net",
+        &namespace,
         "--hub",
         "orders",
         "--ownership",

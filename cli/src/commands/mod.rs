@@ -3,7 +3,6 @@
 pub mod bench;
 pub mod conformance;
 pub mod demo;
-#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod export;
 pub mod import;
@@ -36,7 +35,6 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Conformance(a) => conformance::run(a).await,
         Command::Bench(a) => bench::run(a).await,
         Command::Demo(a) => demo::run(a).await,
-        #[cfg(feature = "emulator")]
         Command::Emulator(a) => emulator::run(a).await,
     }
 }

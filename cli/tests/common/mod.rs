@@ -218,11 +218,11 @@ impl Drop for Cleanup {
     }
 }
 
-/// Runs a quick demo into a new SQLite store in `dir` and returns the store URL: eight
-/// partitions owned by `alpha`, renewed moments ago, with checkpoints.
-pub fn demo_store(dir: &Path) -> String {
-    let store = sqlite_url(dir, "demo.db");
-    ok(&[
+/// Runs the demo (real Processors on the in-process emulator, a free port) into a SQLite store
+/// in `dir`, quick timings; returns the store URL and the demo's JSON summary.
+pub fn demo_json(dir: &Path, store_name: &str, port: &str) -> (String, serde_json::Value) {
+    let store = sqlite_url(dir, store_name);
+    let out = ok(&[
         "demo",
         "--store",
         &store,
@@ -230,6 +230,18 @@ pub fn demo_store(dir: &Path) -> String {
         "50ms",
         "--expiry",
         "600ms",
+        "--port",
+        port,
+        "--json",
     ]);
-    store
+    let summary = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    (store, summary)
+}
+
+/// A store the demo filled: its URL and the namespace the demo's processors recorded
+/// (`localhost:PORT`, as every SDK's processor records the emulator's).
+pub fn demo_store(dir: &Path) -> (String, String) {
+    let (store, summary) = demo_json(dir, "demo.db", "0");
+    let namespace = summary["namespace"].as_str().unwrap().to_owned();
+    (store, namespace)
 }
