@@ -46,8 +46,12 @@ pub enum Command {
     Conformance(ConformanceArgs),
     /// Measure set_checkpoint and claim throughput and latency.
     Bench(BenchArgs),
-    /// Three processors share eight partitions through a store: claims, renewals, take-overs.
+    /// Three real Processors on the in-process emulator share eight partitions through a store:
+    /// claims, hand-overs, a crash, a fenced zombie, a clean close.
     Demo(DemoArgs),
+    /// Consume a real event hub (or the emulator) with a Processor, checkpointing into any store:
+    /// print or count its events.
+    Process(ProcessArgs),
     /// Run the Event Hubs emulator in the foreground and print its connection string.
     Emulator(EmulatorArgs),
 }
@@ -323,6 +327,49 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 5674)]
     pub port: u16,
     /// Print one JSON summary for scripts instead of the story and the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ehstore process`.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// The event hub's connection string (`Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…`,
+    /// `EntityPath` or `--hub` names the hub). Prefer the environment variable: a command line
+    /// is visible to other users.
+    #[arg(long, env = "EVENTHUBS_CONNECTION_STRING", hide_env_values = true)]
+    pub connection_string: String,
+    /// The event hub, when the connection string has no `EntityPath`.
+    #[arg(long = "hub")]
+    pub hub: Option<String>,
+    /// The consumer group.
+    #[arg(long, short = 'g', default_value = "$Default")]
+    pub consumer_group: String,
+    /// The store the Processor keeps ownership and checkpoints in.
+    #[arg(long)]
+    pub store: String,
+    /// Where a partition without a checkpoint starts: `earliest` or `latest`.
+    #[arg(long, default_value = "latest", value_parser = ["earliest", "latest"])]
+    pub start: String,
+    /// Print every event (partition, sequence number, body) instead of only counting.
+    #[arg(long)]
+    pub print: bool,
+    /// Stop after this many events (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub max_events: u64,
+    /// Stop after this long (e.g. `30s`); Ctrl-C stops too.
+    #[arg(long, value_parser = duration_arg)]
+    pub duration: Option<Duration>,
+    /// This processor's owner id (default a random one).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Time between load-balancing cycles.
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    pub interval: Duration,
+    /// Ownership expires this long after its last renewal.
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
+    pub expiry: Duration,
+    /// Print one JSON summary at the end instead of the table.
     #[arg(long)]
     pub json: bool,
 }

@@ -8,6 +8,7 @@ pub mod export;
 pub mod import;
 pub mod legacy;
 pub mod migrate;
+pub mod process;
 pub mod reset;
 pub mod status;
 
@@ -35,6 +36,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Conformance(a) => conformance::run(a).await,
         Command::Bench(a) => bench::run(a).await,
         Command::Demo(a) => demo::run(a).await,
+        Command::Process(a) => process::run(a).await,
         Command::Emulator(a) => emulator::run(a).await,
     }
 }
