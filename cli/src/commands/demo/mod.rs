@@ -247,7 +247,12 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut charlie = demo.take("charlie");
     let zombie = match charlie.as_mut() {
         Some(c) => {
+            // Let it read from each of its partitions first, so its zombie has events in hand.
             let owned = c.owned().await;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while lock(&c.tally).last_received.len() < owned && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let clients = c.crash(owned).await;
             demo.narrator.say(
                 "charlie",
@@ -264,9 +269,20 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     // The zombie tries to checkpoint what it last read.
     let mut zombie_report = json!(null);
-    if let (Some(c), Some(client)) = (charlie.as_ref(), zombie.first()) {
-        let last = lock(&c.tally).last_received.get(client.partition_id()).cloned();
-        if let Some(event) = last {
+    let in_hand = charlie.as_ref().and_then(|c| {
+        let tally = lock(&c.tally);
+        zombie
+            .iter()
+            .find_map(|client| Some((client, tally.last_received.get(client.partition_id())?.clone())))
+    });
+    if in_hand.is_none() {
+        demo.narrator.say(
+            "charlie",
+            "crashed before it read anything: no zombie write to try",
+        );
+    }
+    {
+        if let Some((client, event)) = in_hand {
             let by_client = client.update_checkpoint(&event).await;
             demo.narrator.say(
                 "charlie",
