@@ -25,11 +25,17 @@ use time::OffsetDateTime;
 /// How a processor claims partitions it does not own yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LoadBalancingStrategy {
-    /// One partition per cycle until every processor has its share (the default): partitions
-    /// move slowly, one at a time, when processors come and go.
+    /// The default: every processor computes the same plan from the listing (target counts
+    /// of floor or ceil of P/N, the free and surplus partitions paired with the owners short of
+    /// their target), so every partition is owned within one cycle, the split is balanced
+    /// within two, only what must move moves, and nothing moves after (see `adaptive`).
     #[default]
+    Adaptive,
+    /// As in the Go and Python SDKs: one partition per cycle until every processor has its
+    /// share; partitions move slowly, one at a time, when processors come and go.
     Balanced,
-    /// As many as its share in one cycle: faster to start, more partitions move at once.
+    /// As in the Go and Python SDKs: as many as its share in one cycle, chosen at random;
+    /// faster to start, more partitions move at once.
     Greedy,
 }
 
@@ -54,6 +60,9 @@ pub struct Inputs<'a> {
 
 /// The claims to send: renewals of everything this processor owns, then new claims.
 pub fn plan(inputs: &Inputs<'_>, rng: &mut impl Rng) -> Vec<Ownership> {
+    if inputs.strategy == LoadBalancingStrategy::Adaptive {
+        return super::adaptive::plan(inputs);
+    }
     let info = classify(inputs);
     let mut claims: Vec<Ownership> = info.current.iter().map(|o| renewal(o, inputs.owner_id)).collect();
     let mine = info.current.len();
@@ -68,8 +77,8 @@ pub fn plan(inputs: &Inputs<'_>, rng: &mut impl Rng) -> Vec<Ownership> {
         return claims;
     }
     let wanted = match inputs.strategy {
-        LoadBalancingStrategy::Balanced => 1,
         LoadBalancingStrategy::Greedy => info.max_allowed - mine,
+        LoadBalancingStrategy::Balanced | LoadBalancingStrategy::Adaptive => 1,
     };
     let mut picked = pick(rng, &info.free, wanted);
     if picked.len() < wanted {
@@ -96,10 +105,12 @@ fn classify<'a>(inputs: &Inputs<'a>) -> Classified<'a> {
     let mut by_owner: BTreeMap<&str, Vec<&'a Ownership>> = BTreeMap::new();
     by_owner.insert(inputs.owner_id, Vec::new());
     let mut free = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
+    let partitions: std::collections::HashSet<&str> =
+        inputs.partition_ids.iter().map(String::as_str).collect();
+    let mut seen = std::collections::HashSet::new();
     for record in inputs.ownership {
         // Only partitions the hub has: a record of a partition that is gone is ignored.
-        if !inputs.partition_ids.contains(&record.partition_id) || !seen.insert(&record.partition_id) {
+        if !partitions.contains(record.partition_id.as_str()) || !seen.insert(record.partition_id.as_str()) {
             continue;
         }
         if record.owner_id.is_empty() || is_expired(record, inputs.now, inputs.expiration) {
@@ -109,7 +120,7 @@ fn classify<'a>(inputs: &Inputs<'a>) -> Classified<'a> {
         }
     }
     for id in inputs.partition_ids {
-        if !seen.contains(id) {
+        if !seen.contains(id.as_str()) {
             free.push(Ownership::new(inputs.scope.clone(), id.clone(), inputs.owner_id));
         }
     }
@@ -140,7 +151,7 @@ pub fn is_expired(record: &Ownership, now: OffsetDateTime, expiration: Duration)
 
 /// A claim of `record`'s partition for `owner_id`, with the record's etag (none for a
 /// partition never owned).
-fn renewal(record: &Ownership, owner_id: &str) -> Ownership {
+pub(super) fn renewal(record: &Ownership, owner_id: &str) -> Ownership {
     let claim = Ownership::new(record.scope.clone(), record.partition_id.clone(), owner_id);
     match &record.etag {
         Some(etag) => claim.with_etag(Some(etag.clone())),

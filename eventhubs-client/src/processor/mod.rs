@@ -10,11 +10,13 @@
 //! [`Processor::close`] relinquishes everything (C8); dropping a processor without closing it
 //! is what a crash looks like, and its partitions move once they expire.
 
+mod adaptive;
 mod cycle;
 pub mod events;
 mod lease;
 pub mod load_balancer;
 mod partition_client;
+pub mod simulation;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,7 +42,7 @@ const EVENTS_CAPACITY: usize = 1024;
 /// How a [`Processor`] balances and reads.
 #[derive(Debug, Clone)]
 pub struct ProcessorOptions {
-    /// How partitions are claimed (default `Balanced`).
+    /// How partitions are claimed (default `Adaptive`).
     pub strategy: LoadBalancingStrategy,
     /// Time between load-balancing cycles (default 10 s, jittered by ±10 %). Must be well
     /// below `partition_expiration`: every cycle renews the processor's ownership.
@@ -64,7 +66,7 @@ pub struct ProcessorOptions {
 impl Default for ProcessorOptions {
     fn default() -> Self {
         ProcessorOptions {
-            strategy: LoadBalancingStrategy::Balanced,
+            strategy: LoadBalancingStrategy::Adaptive,
             update_interval: Duration::from_secs(10),
             partition_expiration: Duration::from_secs(60),
             start: StartPosition::Latest,
