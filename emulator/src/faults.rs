@@ -11,6 +11,8 @@
 //!   while (a gateway that is down);
 //! - [`Faults::delay_connections`]: new connections wait before the emulator answers (a slow
 //!   or hung gateway: the client's connect timeout is what ends the wait);
+//! - [`Faults::hold_attaches`]: attaches of entity links (senders, receivers) get no answer
+//!   while it is on (a hung attach: the client's step timeout is what ends the wait);
 //! - [`EmulatorHandle::restart`](crate::EmulatorHandle::restart): the listener and every
 //!   connection go away and come back on the same port with the same events.
 //!
@@ -45,6 +47,8 @@ pub struct Faults {
     signals: broadcast::Sender<Signal>,
     refuse_until: Mutex<Option<Instant>>,
     delay: Mutex<Duration>,
+    hold: std::sync::atomic::AtomicBool,
+    held: AtomicU64,
     dropped: AtomicU64,
     detached: AtomicU64,
     refused: AtomicU64,
@@ -56,6 +60,8 @@ impl Default for Faults {
             signals: broadcast::channel(64).0,
             refuse_until: Mutex::new(None),
             delay: Mutex::new(Duration::ZERO),
+            hold: std::sync::atomic::AtomicBool::new(false),
+            held: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             detached: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -100,6 +106,26 @@ impl Faults {
     /// it off).
     pub fn delay_connections(&self, delay: Duration) {
         *lock(&self.delay) = delay;
+    }
+
+    /// While `on`, attaches of entity links are left unanswered (`$cbs` and `$management`
+    /// links still attach, so tokens and management requests work).
+    pub fn hold_attaches(&self, on: bool) {
+        self.hold.store(on, Ordering::SeqCst);
+    }
+
+    /// Attaches left unanswered by [`Faults::hold_attaches`] so far.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Whether to leave this entity attach unanswered (and counts it if so).
+    pub(crate) fn hold_attach_now(&self) -> bool {
+        let hold = self.hold.load(Ordering::SeqCst);
+        if hold {
+            self.held.fetch_add(1, Ordering::Relaxed);
+        }
+        hold
     }
 
     /// Connections cut by [`Faults::drop_connections`] so far.

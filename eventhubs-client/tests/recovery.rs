@@ -379,3 +379,87 @@ async fn recovery_time_after_connection_drops_is_measured() {
         times[times.len() - 1]
     );
 }
+
+#[tokio::test]
+async fn a_hung_attach_hits_its_timeout_and_attaches_once_released() {
+    let emulator = emulator(1).await;
+    let options = RetryOptions {
+        max_retries: 1,
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+        try_timeout: Duration::from_millis(300),
+    };
+    let client = EventHubClient::with_options(&emulator.connection_string(Some(HUB)), None, options)
+        .await
+        .unwrap();
+    emulator.faults().hold_attaches(true);
+    let e = client
+        .open_receiver("$default", "0", earliest())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.to_string().contains("attach receiver: timed out"), "{e}");
+    let e = client
+        .send(Some("0"), vec![EventData::new("x")])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("attach sender: timed out"), "{e}");
+    assert!(emulator.faults().held() >= 4, "two tries each");
+    emulator.faults().hold_attaches(false);
+    send(&client, "0", 0, 1).await;
+    let mut receiver = client.open_receiver("$default", "0", earliest()).await.unwrap();
+    assert_eq!(read_n(&mut receiver, 1).await, vec![0]);
+}
+
+/// A hung attach does not hold up the cycles: the partitions already owned keep being renewed
+/// (none expires) while the new one's open waits, and it is handed out once attaches answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_attach_does_not_stop_the_renewals_of_other_partitions() {
+    let emulator = emulator(2).await;
+    let options = RetryOptions {
+        max_retries: 2,
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(100),
+        try_timeout: Duration::from_secs(2),
+    };
+    let client = EventHubClient::with_options(&emulator.connection_string(Some(HUB)), None, options)
+        .await
+        .unwrap();
+    let store: Arc<dyn CheckpointStore> = Arc::new(InMemoryStore::new());
+    // Balanced: one partition per cycle, so the second is claimed while attaches hang.
+    let processor = Processor::new(
+        client,
+        "$default",
+        Arc::clone(&store),
+        ProcessorOptions {
+            strategy: eventhubs_client::LoadBalancingStrategy::Balanced,
+            ..processor_options(Duration::from_millis(1500))
+        },
+    )
+    .unwrap();
+    let mut events = processor.events();
+    processor.start().await.unwrap();
+    let first = processor.next_partition_client().await.unwrap();
+    emulator.faults().hold_attaches(true);
+    // Longer than the expiry: without renewals the first partition would be lost.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let reported = drain(&mut events);
+    assert!(
+        !reported
+            .iter()
+            .any(|e| matches!(e, ProcessorEvent::PartitionLost { partition_id, .. } if partition_id == first.partition_id())),
+        "the first partition was renewed throughout: {reported:?}"
+    );
+    assert!(
+        emulator.faults().held() >= 1,
+        "the second partition's attach was held"
+    );
+    emulator.faults().hold_attaches(false);
+    let second = tokio::time::timeout(WAIT, processor.next_partition_client())
+        .await
+        .expect("handed out once attaches answer")
+        .unwrap();
+    assert_ne!(second.partition_id(), first.partition_id());
+    drop((first, second));
+    processor.close().await.unwrap();
+}

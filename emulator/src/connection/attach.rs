@@ -40,6 +40,14 @@ impl Connection {
                 format!("handle {handle} is in use or above {HANDLE_MAX}"),
             ));
         }
+        let entity = !matches!(
+            parse_address(address.as_deref().unwrap_or_default()),
+            Some(Address::Cbs | Address::Management)
+        );
+        if entity && broker.faults.hold_attach_now() {
+            tracing::debug!("attach left unanswered (fault injection)");
+            return Ok(Step::Continue);
+        }
         let accepted = self
             .authorize(address.as_deref())
             .and_then(|()| match attach.role {

@@ -84,7 +84,22 @@ impl Inner {
     /// are used, so renewals go on.
     #[tracing::instrument(level = "debug", skip(self), fields(owner = %self.owner_id, scope = %self.scope))]
     pub(super) async fn cycle(&self) -> Result<()> {
-        let partition_ids = match self.client.properties().await {
+        // Once the ids are known, the hub gets one interval to answer (the client retries
+        // inside it): a hub that is down must not hold up the renewals.
+        let known = !self.state.lock().await.partition_ids.is_empty();
+        let properties = if known {
+            tokio::time::timeout(self.options.update_interval, self.client.properties())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "event hub properties: no answer within the update interval",
+                    ))
+                })
+        } else {
+            self.client.properties().await
+        };
+        let partition_ids = match properties {
             Ok(properties) => {
                 self.state.lock().await.partition_ids = properties.partition_ids.clone();
                 properties.partition_ids
@@ -163,14 +178,15 @@ impl Inner {
     }
 
     /// Hands out a partition client for each newly won partition in `fresh` and for each owned
-    /// partition whose client was dropped, starting after the checkpoint. A partition that
-    /// cannot be opened is relinquished (C8), never kept owned and unread.
+    /// partition whose client was dropped, starting after the checkpoint. Each receiver is
+    /// opened in a task of its own, so a slow or hung attach never holds up the cycles (and
+    /// with them the renewals of every other partition); the partition is owned, and renewed,
+    /// from now on. One that cannot be opened is relinquished (C8), never kept owned and unread.
     async fn hand_out(&self, fresh: Vec<(Ownership, Instant)>) -> Result<()> {
         let mut state = self.state.lock().await;
         if *self.closed.borrow() {
             return Ok(());
         }
-
         let dropped: Vec<(String, Instant)> = state
             .owned
             .iter()
@@ -181,73 +197,86 @@ impl Inner {
             return Ok(());
         }
         let checkpoints = self.store.list_checkpoints(&self.scope).await?;
-        let mut to_open: Vec<(String, Option<Ownership>, Instant)> = fresh
+        let to_open = fresh
             .into_iter()
-            .map(|(record, expires)| (record.partition_id.clone(), Some(record), expires))
-            .collect();
-        to_open.extend(dropped.into_iter().map(|(id, expires)| (id, None, expires)));
-        for (id, record, expires) in to_open {
+            .map(|(record, expires)| (record.partition_id, expires))
+            .chain(dropped);
+        for (id, expires) in to_open {
             let start = start_after(checkpoints.iter().find(|c| c.partition_id == id))
                 .unwrap_or_else(|| self.options.start.clone());
-            let options = ReceiverOptions {
-                start: start.clone(),
-                owner_level: self.options.owner_level,
-                prefetch: self.options.prefetch,
-            };
             let lease = Arc::new(Lease::new(&id, expires));
-            let mut receiver = match self
-                .client
-                .open_receiver(&self.consumer_group, &id, options)
-                .await
-            {
-                Ok(receiver) => receiver,
-                Err(e) => {
-                    self.report(Some(&id), &e);
-                    if let Some(old) = state.owned.remove(&id) {
-                        self.lose(&id, &old, LossReason::Released);
-                    }
-                    self.give_up(&id, record).await;
-                    continue;
-                }
-            };
-            let guard = Arc::clone(&lease);
-            receiver.set_attach_guard(Arc::new(move || guard.ensure_owned()));
-            let client = PartitionClient {
-                receiver: Some(receiver),
-                store: Arc::clone(&self.store),
-                scope: self.scope.clone(),
-                partition_id: id.clone(),
-                owner_id: self.owner_id.clone(),
-                start,
-                fenced: self.store.capabilities().fenced_checkpoints,
-                lease: Arc::clone(&lease),
-                processor: self.weak.clone(),
-            };
-            state.owned.insert(id.clone(), lease);
-            tracing::info!(partition = %id, "partition handed out");
-            if self.ready_tx.send(client).is_err() {
-                return Err(Error::new(ErrorKind::Closed, "the processor was dropped"));
+            state.owned.insert(id.clone(), Arc::clone(&lease));
+            if let Some(inner) = self.weak.upgrade() {
+                tokio::spawn(async move { inner.open(id, start, lease).await });
             }
-            let _ = self
-                .events
-                .send(ProcessorEvent::PartitionInitialized { partition_id: id });
         }
         Ok(())
     }
 
-    /// Relinquishes a partition this processor cannot read (C8), so another one can.
-    async fn give_up(&self, partition_id: &str, record: Option<Ownership>) {
-        let record = match record {
-            Some(record) => Some(record),
-            None => match self.store.list_ownership(&self.scope).await {
-                Ok(listed) => listed
-                    .into_iter()
-                    .find(|o| o.partition_id == partition_id && o.owner_id == self.owner_id),
-                Err(e) => {
-                    self.report(Some(partition_id), &Error::from(e));
-                    None
+    /// Opens one partition's receiver and hands its client out; relinquishes the partition when
+    /// it cannot be opened.
+    async fn open(self: Arc<Self>, id: String, start: StartPosition, lease: Arc<Lease>) {
+        let options = ReceiverOptions {
+            start: start.clone(),
+            owner_level: self.options.owner_level,
+            prefetch: self.options.prefetch,
+        };
+        let mut receiver = match self
+            .client
+            .open_receiver(&self.consumer_group, &id, options)
+            .await
+        {
+            Ok(receiver) => receiver,
+            Err(e) => {
+                self.report(Some(&id), &e);
+                {
+                    let mut state = self.state.lock().await;
+                    if state.owned.get(&id).is_some_and(|l| Arc::ptr_eq(l, &lease)) {
+                        state.owned.remove(&id);
+                    }
                 }
-            },
+                self.lose(&id, &lease, LossReason::Released);
+                self.give_up(&id).await;
+                return;
+            }
+        };
+        if lease.lost().is_some() || *self.closed.borrow() {
+            let _ = receiver.close().await;
+            return;
+        }
+        let guard = Arc::clone(&lease);
+        receiver.set_attach_guard(Arc::new(move || guard.ensure_owned()));
+        let client = PartitionClient {
+            receiver: Some(receiver),
+            store: Arc::clone(&self.store),
+            scope: self.scope.clone(),
+            partition_id: id.clone(),
+            owner_id: self.owner_id.clone(),
+            start,
+            fenced: self.store.capabilities().fenced_checkpoints,
+            lease: Arc::clone(&lease),
+            processor: self.weak.clone(),
+        };
+        lease.handed.store(true, Ordering::SeqCst);
+        tracing::info!(partition = %id, "partition handed out");
+        if self.ready_tx.send(client).is_ok() {
+            let _ = self
+                .events
+                .send(ProcessorEvent::PartitionInitialized { partition_id: id });
+        }
+    }
+
+    /// Relinquishes a partition this processor cannot read (C8), so another one can: with the
+    /// etag the store lists now (the cycles renewed it while the open was tried).
+    async fn give_up(&self, partition_id: &str) {
+        let record = match self.store.list_ownership(&self.scope).await {
+            Ok(listed) => listed
+                .into_iter()
+                .find(|o| o.partition_id == partition_id && o.owner_id == self.owner_id),
+            Err(e) => {
+                self.report(Some(partition_id), &Error::from(e));
+                None
+            }
         };
         let Some(record) = record else { return };
         if let Err(e) = self

@@ -22,6 +22,8 @@ pub(super) struct Lease {
     pub(super) dropped: AtomicBool,
     /// The processor is closing: reads end, checkpoints still land.
     pub(super) closing: AtomicBool,
+    /// Its partition client was handed out (not only claimed and being opened).
+    pub(super) handed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -37,6 +39,7 @@ impl Lease {
             released: AtomicBool::new(false),
             dropped: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            handed: AtomicBool::new(false),
         }
     }
 
@@ -63,9 +66,11 @@ impl Lease {
         *lock(&self.lost)
     }
 
-    /// Whether the application still holds the client (neither closed nor dropped it).
+    /// Whether the application holds the client (handed out, neither closed nor dropped).
     pub(super) fn in_use(&self) -> bool {
-        !self.released.load(Ordering::SeqCst) && !self.dropped.load(Ordering::SeqCst)
+        self.handed.load(Ordering::SeqCst)
+            && !self.released.load(Ordering::SeqCst)
+            && !self.dropped.load(Ordering::SeqCst)
     }
 
     /// `Ok` while the partition is owned and its last renewal holds.
