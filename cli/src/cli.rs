@@ -46,6 +46,10 @@ pub enum Command {
     Conformance(ConformanceArgs),
     /// Measure set_checkpoint and claim throughput and latency.
     Bench(BenchArgs),
+    /// Real Processors on the in-process emulator over a store: every load-balancing strategy
+    /// side by side (cycles to owned and balanced, moves after, failover) and receive speed
+    /// with and without checkpoints.
+    BenchProcessor(BenchProcessorArgs),
     /// Three real Processors on the in-process emulator share eight partitions through a store:
     /// claims, hand-overs, a crash, a fenced zombie, a clean close.
     Demo(DemoArgs),
@@ -305,6 +309,35 @@ pub struct BenchArgs {
     /// Run each workload for this many operations instead of --duration.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub ops: Option<u64>,
+    /// JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ehstore bench-processor`.
+#[derive(Debug, Args)]
+pub struct BenchProcessorArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Processors started together.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub processors: u32,
+    /// Partitions of the hub (1 to 1024).
+    #[arg(long, default_value_t = 32)]
+    pub partitions: usize,
+    /// Time between load-balancing cycles.
+    #[arg(long, default_value = "500ms", value_parser = duration_arg)]
+    pub interval: Duration,
+    /// Ownership expires this long after its last renewal.
+    #[arg(long, default_value = "3s", value_parser = duration_arg)]
+    pub expiry: Duration,
+    /// Events for the receive measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// `adaptive`, `balanced`, `greedy` or `all`.
+    #[arg(long, default_value = "all", value_parser = ["adaptive", "balanced", "greedy", "all"])]
+    pub strategy: String,
     /// JSON for scripts instead of a table.
     #[arg(long)]
     pub json: bool,

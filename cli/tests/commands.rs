@@ -308,3 +308,43 @@ fn emulator_refuses_a_bad_hub_in_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("not a number"), "{err}");
 }
+
+/// `bench-processor` runs real Processors and reports what it measured: the adaptive strategy
+/// balances, nothing moves after, the crash fails over, events flow with and without
+/// checkpoints. Timings are printed, not asserted.
+#[test]
+fn bench_processor_reports_balance_failover_and_receive_speed() {
+    let out = ok(&[
+        "bench-processor",
+        "memory:",
+        "--processors",
+        "2",
+        "--partitions",
+        "4",
+        "--interval",
+        "100ms",
+        "--expiry",
+        "600ms",
+        "--events",
+        "500",
+        "--strategy",
+        "adaptive",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let balance = &report["balance"][0];
+    assert_eq!(balance["strategy"], "adaptive", "{report:#}");
+    assert!(balance["cycles_to_balanced"].is_number(), "{report:#}");
+    assert_eq!(balance["moves_after_balance"], 0, "{report:#}");
+    assert!(
+        balance["failover_ms"].as_u64().is_some_and(|ms| ms > 0),
+        "{report:#}"
+    );
+    assert_eq!(report["receive"]["events"], 500, "{report:#}");
+    assert!(
+        report["receive"]["ratio"].as_f64().is_some_and(|r| r > 0.0),
+        "{report:#}"
+    );
+    let err = fails(&["bench-processor", "memory:", "--partitions", "0"]);
+    assert!(err.contains("--partitions 0 must be 1 to 1024"), "{err}");
+}

@@ -525,14 +525,33 @@ async fn renew_tokens(inner: Weak<Inner>) {
     }
 }
 
+/// Opens the connection on a socket of our own with `TCP_NODELAY` (fe2o3 leaves Nagle's
+/// algorithm on, which holds each small credit refill back for tens of milliseconds and caps a
+/// receiver near 7k events/s), TLS on top for `amqps`, then begins the session.
 async fn connect(url: &str, host: &str) -> Result<(ConnectionHandle<()>, SessionHandle<()>)> {
     let span = tracing::debug_span!("eventhubs.connect", url = %url);
     async {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("endpoint {url}: {e}")))?;
+        let scheme = parsed.scheme();
+        let port = parsed
+            .port()
+            .unwrap_or(if scheme == "amqps" { 5671 } else { 5672 });
+        let stream = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| {
+            Error::new(ErrorKind::Unavailable, format!("connect to {url}: {e}"))
+                .with_source(e)
+                .connection_failure()
+        })?;
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
         let mut connection = Connection::builder()
             .container_id(format!("eventhubs-client-{}", uuid::Uuid::new_v4()))
+            .scheme(scheme)
             .hostname(host)
+            .domain(host)
             .sasl_profile(SaslProfile::Anonymous)
-            .open(url)
+            .open_with_stream(stream)
             .await
             .map_err(|e| amqp_error(&format!("connect to {url}"), e).connection_failure())?;
         let session = Session::begin(&mut connection)

@@ -1,6 +1,7 @@
 //! One module per `ehstore` command, and [`run`] to dispatch the parsed command line.
 
 pub mod bench;
+pub mod bench_processor;
 pub mod conformance;
 pub mod demo;
 pub mod emulator;
@@ -35,6 +36,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::ImportLegacy(a) => legacy::run(a).await,
         Command::Conformance(a) => conformance::run(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::BenchProcessor(a) => bench_processor::run(a).await,
         Command::Demo(a) => demo::run(a).await,
         Command::Process(a) => process::run(a).await,
         Command::Emulator(a) => emulator::run(a).await,
