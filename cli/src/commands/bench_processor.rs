@@ -23,16 +23,12 @@ use eventhubs_store_core::{CheckpointStore, Error, ErrorKind, PartitionScope, Re
 use serde_json::json;
 
 use crate::cli::BenchProcessorArgs;
-use crate::commands::out;
+use crate::commands::{client_error, out};
 use crate::open::{OpenOptions, open_store_with};
 
 const HUB: &str = "bench";
 /// A one-partition hub for the receive measurement.
 const RECEIVE_HUB: &str = "receive";
-
-fn client_error(e: &eventhubs_client::Error) -> Error {
-    Error::new(ErrorKind::Unavailable, format!("event hubs: {e}"))
-}
 
 /// What one strategy measured.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -43,6 +43,24 @@ pub async fn run(command: Command) -> Result<ExitCode> {
     }
 }
 
+/// An Event Hubs client error as one of ours, for the commands that run a Processor: the
+/// client's `InvalidInput` stays invalid input, what it calls retryable is `Unavailable`,
+/// anything else (refused credentials, a protocol error) is `Backend`. The client's messages
+/// never carry a key.
+pub fn client_error(e: &eventhubs_client::Error) -> Error {
+    let kind = match e.kind() {
+        eventhubs_client::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+        _ if e.is_retryable() => ErrorKind::Unavailable,
+        _ => ErrorKind::Backend,
+    };
+    Error::new(kind, format!("event hubs: {e}"))
+}
+
+/// Locks a mutex of plain counters; a holder that panicked leaves them readable.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Prints a line on standard output; a closed pipe (`| head`) is not an error worth a panic.
 pub fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();

@@ -13,35 +13,21 @@ use std::time::{Duration, Instant};
 use eventhubs_client::{
     EventHubClient, PartitionClient, Processor, ProcessorEvent, ProcessorOptions, StartPosition,
 };
-use eventhubs_store_core::{Error, ErrorKind, PartitionScope, Result};
+use eventhubs_store_core::{PartitionScope, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::cli::ProcessArgs;
-use crate::commands::out;
 use crate::commands::status::{collect, render};
+use crate::commands::{client_error, lock, out};
 use crate::open::{OpenOptions, open_store_with};
-
-/// A client error as one of ours, keeping whether it is worth retrying.
-fn client_error(e: &eventhubs_client::Error) -> Error {
-    let kind = match e.kind() {
-        eventhubs_client::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
-        _ if e.is_retryable() => ErrorKind::Unavailable,
-        _ => ErrorKind::Backend,
-    };
-    Error::new(kind, format!("event hubs: {e}"))
-}
 
 /// What the readers counted.
 #[derive(Debug, Default)]
 struct Counts {
     per_partition: BTreeMap<String, u64>,
     checkpoints: u64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Runs `ehstore process`.

@@ -10,10 +10,11 @@ use eventhubs_client::{
     EventHubClient, PartitionClient, Processor, ProcessorEvent, ProcessorOptions, ReceivedEvent,
     StartPosition,
 };
-use eventhubs_store_core::{CheckpointStore, Error, ErrorKind, Result};
+use eventhubs_store_core::{CheckpointStore, Result};
 use tokio::task::JoinSet;
 
 use super::Narrator;
+use crate::commands::{client_error, lock};
 
 /// What one processor did, shared with its reader tasks.
 #[derive(Debug, Default)]
@@ -43,19 +44,6 @@ pub struct DemoProcessor {
     crashed: Arc<std::sync::atomic::AtomicBool>,
 }
 
-fn client_error(e: eventhubs_client::Error) -> Error {
-    let kind = if e.is_retryable() {
-        ErrorKind::Unavailable
-    } else {
-        ErrorKind::InvalidInput
-    };
-    Error::new(kind, format!("event hubs: {e}"))
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl DemoProcessor {
     /// Starts a processor named `name` and its readers.
     pub async fn start(
@@ -68,7 +56,7 @@ impl DemoProcessor {
     ) -> Result<Self> {
         let client = EventHubClient::from_connection_string(connection_string, None)
             .await
-            .map_err(client_error)?;
+            .map_err(|e| client_error(&e))?;
         let options = ProcessorOptions {
             update_interval: interval,
             partition_expiration: expiry,
@@ -77,7 +65,8 @@ impl DemoProcessor {
             close_timeout: Duration::from_secs(5),
             ..ProcessorOptions::default()
         };
-        let processor = Arc::new(Processor::new(client, "$Default", store, options).map_err(client_error)?);
+        let processor =
+            Arc::new(Processor::new(client, "$Default", store, options).map_err(|e| client_error(&e))?);
         let tally = Arc::new(Mutex::new(Tally::default()));
         let kept = Arc::new(Mutex::new(Vec::new()));
         let crashed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -104,7 +93,7 @@ impl DemoProcessor {
                 }
             }
         });
-        processor.start().await.map_err(client_error)?;
+        processor.start().await.map_err(|e| client_error(&e))?;
         narrator.say(name, "starts");
         // Hand each partition client to a reader.
         let (p, t, k, c, who, n) = (
@@ -163,7 +152,7 @@ impl DemoProcessor {
 
     /// Closes cleanly: readers make their last checkpoint, then it relinquishes (C8).
     pub async fn close(mut self) -> Result<Arc<Mutex<Tally>>> {
-        self.processor.close().await.map_err(client_error)?;
+        self.processor.close().await.map_err(|e| client_error(&e))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.tasks.is_empty() && Instant::now() < deadline {
             if tokio::time::timeout(Duration::from_millis(100), self.tasks.join_next())

@@ -34,12 +34,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::DemoArgs;
-use crate::commands::out;
 use crate::commands::status::{collect, render};
+use crate::commands::{client_error, lock, out};
 use crate::duration::format_duration;
 use crate::open::{OpenOptions, open_store_with};
 use crate::redact::redact_url;
-use fleet::{DemoProcessor, lock};
+use fleet::DemoProcessor;
 use producer::Producer;
 
 /// The demo's event hub.
@@ -67,10 +67,6 @@ impl Narrator {
             bar.println(line);
         }
     }
-}
-
-fn client_error(e: eventhubs_client::Error) -> Error {
-    Error::new(ErrorKind::Unavailable, format!("event hubs: {e}"))
 }
 
 struct Demo {
@@ -176,7 +172,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let connection_string = emulator.connection_string(Some(DEMO_HUB));
     let producer_client = EventHubClient::from_connection_string(&connection_string, None)
         .await
-        .map_err(client_error)?;
+        .map_err(|e| client_error(&e))?;
     let namespace = producer_client.fully_qualified_namespace().to_owned();
     let scope = PartitionScope::new(&namespace, DEMO_HUB, "$Default")?;
     let bar = (!args.json).then(|| {

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use eventhubs_client::{EventData, EventHubClient};
-use eventhubs_store_core::{Error, ErrorKind, Result};
+use eventhubs_store_core::Result;
 use tokio::task::JoinHandle;
+
+use crate::commands::client_error;
 
 /// The body of event `i` of partition `p`: fixed width, so a replay gives every event the
 /// offset it had in the first run.
@@ -25,10 +27,6 @@ pub struct Producer {
     task: JoinHandle<Vec<u64>>,
 }
 
-fn client_error(e: eventhubs_client::Error) -> Error {
-    Error::new(ErrorKind::Unavailable, format!("event hubs: {e}"))
-}
-
 /// Sends `history[p]` events (numbered from 0) to each partition p, as the last run had them.
 pub async fn replay(client: &EventHubClient, history: &BTreeMap<usize, u64>) -> Result<()> {
     for (&partition, &count) in history {
@@ -39,7 +37,7 @@ pub async fn replay(client: &EventHubClient, history: &BTreeMap<usize, u64>) -> 
             client
                 .send(Some(&partition.to_string()), events)
                 .await
-                .map_err(client_error)?;
+                .map_err(|e| client_error(&e))?;
             i = end;
         }
     }
