@@ -4,7 +4,7 @@
 # No global install. Prints the path of the `azurite-blob` binary on success.
 #
 # Usage: store-blob/scripts/setup-azurite.sh
-# Env:   AZURITE_VERSION (default 3.35.0, the version DESIGN.md's quirks were seen with)
+# Env:   AZURITE_VERSION (default 3.35.0, the version the store's documented Azurite quirks were seen with)
 set -euo pipefail
 
 AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"

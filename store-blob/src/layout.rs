@@ -1,4 +1,4 @@
-//! The blob layout shared with the Go, Python, Java and .NET stores (DESIGN.md "Blob layout"):
+//! The blob layout shared with the Go, Python, Java and .NET stores:
 //! names, metadata keys, etag form, and what that layout cannot carry faithfully (C11).
 //!
 //! ```text

@@ -2,7 +2,7 @@
 //! has expired, and the checkpoint.
 //!
 //! Ownership is *expired* when its last renewal is older than `--expiry` (60 s by default, the
-//! Processor's default, DESIGN.md "Processor"): another processor may then take the partition.
+//! Processor's default): another processor may then take the partition.
 //! A relinquished ownership (owner `""`, rule C8) is free at once.
 
 use std::collections::BTreeSet;

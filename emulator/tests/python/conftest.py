@@ -7,7 +7,7 @@ import pytest
 
 # pyamqp copies every TCP option back with setsockopt; on Linux loopback TCP_MAXSEG can read
 # 32768, which setsockopt rejects (intermittent "[Errno 22] Invalid argument" on connect).
-# Client-side workaround, see DESIGN.md "Emulator".
+# A client-side workaround: the server cannot fix it.
 from azure.eventhub._pyamqp import _platform
 
 _platform.KNOWN_TCP_OPTS.discard("TCP_MAXSEG")

@@ -1,6 +1,7 @@
 //! One load-balancing decision, as a pure function of the ownership records: which claims a
-//! processor sends this cycle. The rules are Go's azeventhubs v2 processor (DESIGN.md,
-//! "Processor"), with relinquished partitions (owner `""`, C8) counted as free:
+//! processor sends this cycle. `Adaptive` (the default) plans in [`super::adaptive`]; `Balanced`
+//! and `Greedy` follow Go's azeventhubs v2 processor, with relinquished partitions (owner `""`,
+//! C8) counted as free:
 //!
 //! - every cycle re-claims what the processor owns (the heartbeat that keeps it from expiring);
 //! - the owners are the distinct owners of live records, plus this processor;

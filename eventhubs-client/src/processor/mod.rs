@@ -2,10 +2,10 @@
 //! processor that shares a checkpoint store, and hands each one its partitions as
 //! [`PartitionClient`]s that start after the last checkpoint.
 //!
-//! Defaults follow Go's azeventhubs v2 (DESIGN.md, "Processor"): a load-balancing cycle every
-//! 10 s (jittered by ±10 %), ownership expiring 60 s after its last renewal, owner level 0 on
-//! partition links, the `balanced` strategy. Each cycle renews what the processor owns, then
-//! claims per [`load_balancer`]. A partition that another processor claimed is lost: its
+//! Defaults follow Go's azeventhubs v2: a load-balancing cycle every 10 s (jittered by ±10 %),
+//! ownership expiring 60 s after its last renewal, owner level 0 on partition links; the
+//! strategy is our `Adaptive` (balanced within two cycles; Go's `balanced` and `greedy` remain).
+//! Each cycle renews what the processor owns, then claims per [`load_balancer`]. A partition that another processor claimed is lost: its
 //! partition client fails with `OwnerLevelConflict`, its fenced checkpoints (C13) are refused.
 //! [`Processor::close`] relinquishes everything (C8); dropping a processor without closing it
 //! is what a crash looks like, and its partitions move once they expire.
