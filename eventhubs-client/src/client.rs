@@ -2,7 +2,7 @@
 //! event hub.
 //!
 //! Recovery is one mechanism: every operation goes through
-//! [`with_retries`](crate::retry::with_retries) (bounded exponential backoff with jitter, a
+//! `with_retries` (crate::retry) (bounded exponential backoff with jitter, a
 //! timeout on every network step), the AMQP classifier decides what is retryable, and a
 //! failure that breaks the connection (transport error, timeout, connection or session error)
 //! drops it: the next step connects again. Senders and receivers remember the connection they

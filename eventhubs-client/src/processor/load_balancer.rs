@@ -1,5 +1,5 @@
 //! One load-balancing decision, as a pure function of the ownership records: which claims a
-//! processor sends this cycle. `Adaptive` (the default) plans in [`super::adaptive`]; `Balanced`
+//! processor sends this cycle. `Adaptive` (the default) plans in the `adaptive` module; `Balanced`
 //! and `Greedy` follow Go's azeventhubs v2 processor, with relinquished partitions (owner `""`,
 //! C8) counted as free:
 //!
