@@ -1,5 +1,5 @@
 //! The client's one retry mechanism: [`RetryOptions`] (bounded exponential backoff with
-//! jitter, and a timeout on every network step) and [`with_retries`], which every operation of
+//! jitter, and a timeout on every network step) and `with_retries`, which every operation of
 //! the client goes through. What is worth retrying is decided in one place,
 //! [`Error::is_retryable`](crate::Error::is_retryable), fed by the AMQP classifier.
 
