@@ -30,7 +30,14 @@ impl Inner {
             let pause = {
                 let mut state = self.state.lock().await;
                 match failures {
-                    0 => jittered(self.options.update_interval, &mut state.rng),
+                    // A cycle right after another owner's record expires: a crashed processor's
+                    // partitions move at its expiry, not up to an interval later.
+                    0 => {
+                        let interval = jittered(self.options.update_interval, &mut state.rng);
+                        state.next_expiry.map_or(interval, |at| {
+                            interval.min(at.saturating_duration_since(Instant::now()) + EXPIRY_SLACK)
+                        })
+                    }
                     n => self
                         .client
                         .retry_options()
@@ -115,6 +122,7 @@ impl Inner {
         };
         let listed = self.store.list_ownership(&self.scope).await?;
         let mut state = self.state.lock().await;
+        state.next_expiry = next_expiry(&listed, &self.owner_id, self.options.partition_expiration);
         let inputs = load_balancer::Inputs {
             scope: &self.scope,
             owner_id: &self.owner_id,
@@ -305,6 +313,24 @@ fn start_after(checkpoint: Option<&Checkpoint>) -> Option<StartPosition> {
     }
 }
 
+/// How long after another owner's record expires the extra cycle runs (clock skew between the
+/// store and this process, and the record's own rounding, e.g. blob's whole seconds).
+const EXPIRY_SLACK: Duration = Duration::from_millis(50);
+
+/// When the first live record of another owner expires, if one does, by this process's clock.
+fn next_expiry(listed: &[Ownership], owner_id: &str, expiration: Duration) -> Option<Instant> {
+    let now = OffsetDateTime::now_utc();
+    listed
+        .iter()
+        .filter(|o| !o.owner_id.is_empty() && o.owner_id != owner_id)
+        .filter_map(|o| {
+            let expires = o.last_modified_time? + expiration;
+            let left = expires - now;
+            (left > time::Duration::ZERO).then(|| Instant::now() + left.unsigned_abs())
+        })
+        .min()
+}
+
 /// `interval` ±10 %.
 pub(super) fn jittered(interval: Duration, rng: &mut impl Rng) -> Duration {
     interval.mul_f64(rng.random_range(0.9..=1.1))
@@ -341,6 +367,33 @@ mod tests {
             })
         );
         assert_eq!(start_after(None), None);
+    }
+
+    #[test]
+    fn the_next_cycle_is_due_when_another_owners_record_expires() {
+        let record = |owner: &str, age: i64| {
+            let mut o = Ownership::new(scope(), "0", owner);
+            o.last_modified_time = Some(OffsetDateTime::now_utc() - time::Duration::seconds(age));
+            o
+        };
+        let expiry = Duration::from_secs(60);
+        let due = next_expiry(&[record("other", 50), record("other", 10)], "me", expiry).unwrap();
+        let left = due.saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(8) && left <= Duration::from_secs(10),
+            "{left:?}"
+        );
+        assert_eq!(
+            next_expiry(&[record("me", 50)], "me", expiry),
+            None,
+            "its own records renew"
+        );
+        assert_eq!(next_expiry(&[record("", 50)], "me", expiry), None, "relinquished");
+        assert_eq!(
+            next_expiry(&[record("other", 61)], "me", expiry),
+            None,
+            "already expired"
+        );
     }
 
     #[test]

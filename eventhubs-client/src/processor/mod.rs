@@ -149,6 +149,8 @@ struct State {
     owned: BTreeMap<String, Arc<Lease>>,
     /// The hub's partition ids as last read (used while the hub cannot be reached).
     partition_ids: Vec<String>,
+    /// When the first live record of another owner expires (the next cycle runs then).
+    next_expiry: Option<std::time::Instant>,
     rng: StdRng,
 }
 
@@ -202,6 +204,7 @@ impl Processor {
                 state: Mutex::new(State {
                     owned: BTreeMap::new(),
                     partition_ids: Vec::new(),
+                    next_expiry: None,
                     rng: StdRng::from_rng(&mut rand::rng()),
                 }),
                 ready_tx,
