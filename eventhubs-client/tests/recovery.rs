@@ -312,7 +312,7 @@ async fn a_store_outage_past_the_expiry_stops_reading_then_the_processor_takes_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dropped_partition_client_is_handed_out_again_and_a_closed_one_is_released() {
+async fn c8_a_closed_partition_client_is_relinquished_and_a_dropped_one_handed_out_again() {
     let emulator = emulator(2).await;
     let store: Arc<dyn CheckpointStore> = Arc::new(InMemoryStore::new());
     let processor = Processor::new(

@@ -5,7 +5,7 @@
 //! with the client's backoff (capped at the update interval); meanwhile the partitions already
 //! owned keep being read until their last renewal expires.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ impl Inner {
                 tokio::select! {
                     _ = tokio::time::sleep_until(next) => break,
                     _ = self.wake.notified() => {
-                        if let Err(e) = self.hand_out(Vec::new()).await {
+                        if let Err(e) = self.hand_out(Vec::new(), Instant::now()).await {
                             self.report(None, &e);
                         }
                     }
@@ -146,16 +146,16 @@ impl Inner {
         let started = Instant::now();
         let won = self.store.claim_ownership(&claims, &Default::default()).await?;
         let expires = started + self.options.partition_expiration;
-        let now_owned: BTreeMap<String, Ownership> = won
+        let now_owned: BTreeSet<String> = won
             .into_iter()
             .filter(|record| record.owner_id == self.owner_id)
-            .map(|record| (record.partition_id.clone(), record))
+            .map(|record| record.partition_id)
             .collect();
         // Lost: owned before, not won now (someone else renewed or took it), or released.
         let gone: Vec<String> = state
             .owned
             .keys()
-            .filter(|id| !now_owned.contains_key(*id))
+            .filter(|id| !now_owned.contains(*id))
             .cloned()
             .collect();
         for id in gone {
@@ -169,20 +169,20 @@ impl Inner {
             }
         }
         let mut fresh = Vec::new();
-        for (id, record) in now_owned {
+        for id in now_owned {
             match state.owned.get(&id) {
                 // Its link was stolen, yet the store says it is still ours: whoever stole the
                 // link does not own it. Read it again.
                 Some(lease) if lease.lost().is_some() => {
                     state.owned.remove(&id);
-                    fresh.push((record, expires));
+                    fresh.push(id);
                 }
                 Some(lease) => lease.renewed(expires),
-                None => fresh.push((record, expires)),
+                None => fresh.push(id),
             }
         }
         drop(state);
-        self.hand_out(fresh).await
+        self.hand_out(fresh, expires).await
     }
 
     /// Hands out a partition client for each newly won partition in `fresh` and for each owned
@@ -190,7 +190,7 @@ impl Inner {
     /// opened in a task of its own, so a slow or hung attach never holds up the cycles (and
     /// with them the renewals of every other partition); the partition is owned, and renewed,
     /// from now on. One that cannot be opened is relinquished (C8), never kept owned and unread.
-    async fn hand_out(&self, fresh: Vec<(Ownership, Instant)>) -> Result<()> {
+    async fn hand_out(&self, fresh: Vec<String>, expires: Instant) -> Result<()> {
         let mut state = self.state.lock().await;
         if *self.closed.borrow() {
             return Ok(());
@@ -205,10 +205,7 @@ impl Inner {
             return Ok(());
         }
         let checkpoints = self.store.list_checkpoints(&self.scope).await?;
-        let to_open = fresh
-            .into_iter()
-            .map(|(record, expires)| (record.partition_id, expires))
-            .chain(dropped);
+        let to_open = fresh.into_iter().map(|id| (id, expires)).chain(dropped);
         for (id, expires) in to_open {
             let start = start_after(checkpoints.iter().find(|c| c.partition_id == id))
                 .unwrap_or_else(|| self.options.start.clone());
