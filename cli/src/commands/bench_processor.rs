@@ -6,7 +6,8 @@
 //!   changes over the next 10 cycles (thrash), then one processor crashes and the time until
 //!   its partitions have live owners again (failover; the expiry is the floor);
 //! - receive: one partition drained by a Processor's partition client without and with a
-//!   checkpoint per batch of 100 into the store, events/s and their ratio.
+//!   checkpoint per batch of 100 into the store, waited for (`update_checkpoint`) or written in
+//!   the background (`checkpoint_in_background`), events/s and their ratios.
 //!
 //! Each strategy runs in a consumer group of its own; the records stay in the store under the
 //! emulator's namespace (`localhost:PORT`).
@@ -165,13 +166,23 @@ async fn balance(
     })
 }
 
-/// Events/s through one partition client, with a checkpoint per batch into the store or none.
+/// How the receive bench checkpoints.
+#[derive(Clone, Copy, PartialEq)]
+enum Checkpointing {
+    None,
+    /// `update_checkpoint` after each batch: the reading waits for the store.
+    PerBatch,
+    /// `checkpoint_in_background` after each batch, flushed at the end.
+    InBackground,
+}
+
+/// Events/s through one partition client, checkpointing per batch into the store as `mode` says.
 async fn receive(
     store: &Arc<dyn CheckpointStore>,
     connection_string: &str,
     group: &str,
     events: usize,
-    checkpoint: bool,
+    mode: Checkpointing,
 ) -> Result<f64> {
     let client = EventHubClient::from_connection_string(connection_string, None)
         .await
@@ -195,13 +206,23 @@ async fn receive(
             .await
             .map_err(|e| client_error(&e))?;
         n += batch.len();
-        if checkpoint && let Some(last) = batch.last() {
-            partition
+        let Some(last) = batch.last() else { continue };
+        match mode {
+            Checkpointing::None => {}
+            Checkpointing::PerBatch => partition
                 .update_checkpoint(last)
                 .await
-                .map_err(|e| client_error(&e))?;
+                .map_err(|e| client_error(&e))?,
+            Checkpointing::InBackground => partition
+                .checkpoint_in_background(last)
+                .map_err(|e| client_error(&e))?,
         }
     }
+    // The last background checkpoint is part of the work.
+    partition
+        .flush_checkpoints()
+        .await
+        .map_err(|e| client_error(&e))?;
     let rate = events as f64 / started.elapsed().as_secs_f64();
     let _ = partition.close().await;
     let _ = processor.close().await;
@@ -229,7 +250,7 @@ pub async fn run(args: BenchProcessorArgs) -> Result<ExitCode> {
         builder = builder.consumer_group(HUB, name);
     }
     builder = builder.hub(RECEIVE_HUB, 1);
-    for group in ["plain", "checkpointed"] {
+    for group in ["plain", "checkpointed", "background"] {
         builder = builder.consumer_group(RECEIVE_HUB, group);
     }
     let emulator = builder
@@ -259,8 +280,9 @@ pub async fn run(args: BenchProcessorArgs) -> Result<ExitCode> {
             .map_err(|e| client_error(&e))?;
     }
     let total = args.events.div_ceil(100) * 100;
-    let plain = receive(&store, &cs, "plain", total, false).await?;
-    let checkpointed = receive(&store, &cs, "checkpointed", total, true).await?;
+    let plain = receive(&store, &cs, "plain", total, Checkpointing::None).await?;
+    let checkpointed = receive(&store, &cs, "checkpointed", total, Checkpointing::PerBatch).await?;
+    let background = receive(&store, &cs, "background", total, Checkpointing::InBackground).await?;
     emulator.shutdown().await;
     if args.json {
         out(&format!(
@@ -273,7 +295,9 @@ pub async fn run(args: BenchProcessorArgs) -> Result<ExitCode> {
                 "expiry_ms": args.expiry.as_millis(),
                 "balance": results,
                 "receive": {"events": total, "no_checkpoint": plain, "checkpoint_per_100": checkpointed,
-                            "ratio": checkpointed / plain},
+                            "ratio": checkpointed / plain,
+                            "checkpoint_per_100_in_background": background,
+                            "background_ratio": background / plain},
             })
         ));
         return Ok(ExitCode::SUCCESS);
@@ -301,8 +325,10 @@ pub async fn run(args: BenchProcessorArgs) -> Result<ExitCode> {
     }
     out(&format!(
         "  receive, one partition, {total} events of 256 bytes: {plain:.0} events/s without checkpoints, \
-         {checkpointed:.0} with one per 100 (ratio {:.2})",
-        checkpointed / plain
+         {checkpointed:.0} with one per 100 (ratio {:.2}), {background:.0} with one per 100 in the background \
+         (ratio {:.2})",
+        checkpointed / plain,
+        background / plain
     ));
     Ok(ExitCode::SUCCESS)
 }

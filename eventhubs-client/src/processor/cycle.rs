@@ -195,15 +195,23 @@ impl Inner {
         if *self.closed.borrow() {
             return Ok(());
         }
-        let dropped: Vec<(String, Instant)> = state
+        let dropped: Vec<(String, Arc<Lease>)> = state
             .owned
             .iter()
             .filter(|(_, lease)| lease.dropped.load(Ordering::SeqCst) && lease.lost().is_none())
-            .map(|(id, lease)| (id.clone(), lease.expires()))
+            .map(|(id, lease)| (id.clone(), Arc::clone(lease)))
             .collect();
         if fresh.is_empty() && dropped.is_empty() {
             return Ok(());
         }
+        // The dropped clients' background checkpoints land before the checkpoints are read,
+        // so their partitions start again after the last one queued.
+        for (id, lease) in &dropped {
+            if let Err(e) = lease.writes.flush().await {
+                self.report(Some(id), &e);
+            }
+        }
+        let dropped = dropped.into_iter().map(|(id, lease)| (id, lease.expires()));
         let checkpoints = self.store.list_checkpoints(&self.scope).await?;
         let to_open = fresh.into_iter().map(|id| (id, expires)).chain(dropped);
         for (id, expires) in to_open {

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use super::background::BackgroundWrites;
 use super::events::LossReason;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -24,6 +25,8 @@ pub(super) struct Lease {
     pub(super) closing: AtomicBool,
     /// Its partition client was handed out (not only claimed and being opened).
     pub(super) handed: AtomicBool,
+    /// Checkpoints queued to be written in the background.
+    pub(super) writes: BackgroundWrites,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -40,6 +43,7 @@ impl Lease {
             dropped: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             handed: AtomicBool::new(false),
+            writes: BackgroundWrites::default(),
         }
     }
 

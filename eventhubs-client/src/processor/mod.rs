@@ -11,6 +11,7 @@
 //! is what a crash looks like, and its partitions move once they expire.
 
 mod adaptive;
+mod background;
 mod cycle;
 pub mod events;
 mod lease;
@@ -316,6 +317,12 @@ impl Processor {
         let deadline = Instant::now() + self.inner.options.close_timeout;
         while leases.iter().any(|l| l.in_use()) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Checkpoints queued in the background land before the partitions are given up; a
+        // write can only land while the ownership holds, so that bounds the wait.
+        for lease in &leases {
+            let until = tokio::time::Instant::from_std(lease.expires());
+            let _ = tokio::time::timeout_at(until, lease.writes.flush()).await;
         }
         let mut state = self.inner.state.lock().await;
         for (id, lease) in std::mem::take(&mut state.owned) {

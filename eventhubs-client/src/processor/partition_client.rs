@@ -108,6 +108,57 @@ impl PartitionClient {
     /// otherwise.
     #[tracing::instrument(level = "debug", skip(self, event), fields(partition = %self.partition_id, sequence_number = event.sequence_number))]
     pub async fn update_checkpoint(&self, event: &ReceivedEvent) -> Result<()> {
+        let checkpoint = self.checkpoint_of(event)?;
+        self.target().write(checkpoint).await
+    }
+
+    /// Records `event` as the last one processed, like [`PartitionClient::update_checkpoint`],
+    /// but returns at once: the checkpoint is written in the background while the application
+    /// reads on, so a store's round trip no longer slows the reading down.
+    ///
+    /// # Behavior
+    /// - One write at a time per partition; checkpoints queued while one is in flight are
+    ///   coalesced, and only the newest is written next.
+    /// - [`PartitionClient::close`] waits for the queued checkpoints before the partition is
+    ///   relinquished, and the processor waits for them before it hands a dropped client's
+    ///   partition out again or relinquishes on [`Processor::close`](super::Processor::close):
+    ///   the next reader starts after the last checkpoint queued, never before it.
+    /// - After the partition is lost, nothing more is written (fenced writes, C13, where the
+    ///   store offers them).
+    /// - A failed write is reported on [`Processor::events`](super::Processor::events), and
+    ///   returned once, by the next call of this method or by
+    ///   [`PartitionClient::flush_checkpoints`].
+    ///
+    /// # Errors
+    /// `InvalidInput` for an event of another partition; `OwnerLevelConflict` once the partition
+    /// is lost; the error of an earlier background write not returned yet.
+    #[tracing::instrument(level = "debug", skip(self, event), fields(partition = %self.partition_id, sequence_number = event.sequence_number))]
+    pub fn checkpoint_in_background(&self, event: &ReceivedEvent) -> Result<()> {
+        let checkpoint = self.checkpoint_of(event)?;
+        let (start, failed) = self.lease.writes.queue(checkpoint);
+        if start {
+            let target = self.target();
+            tokio::spawn(async move {
+                let lease = Arc::clone(&target.lease);
+                lease.writes.drain(|checkpoint| target.write(checkpoint)).await;
+            });
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the checkpoints queued with [`PartitionClient::checkpoint_in_background`]
+    /// are written.
+    ///
+    /// # Errors
+    /// The error of the last background write that failed and was not returned yet.
+    pub async fn flush_checkpoints(&self) -> Result<()> {
+        self.lease.writes.flush().await
+    }
+
+    fn checkpoint_of(&self, event: &ReceivedEvent) -> Result<Checkpoint> {
         if event.partition_id != self.partition_id {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -118,12 +169,57 @@ impl PartitionClient {
             ));
         }
         self.lease.ensure_owned()?;
-        let checkpoint = Checkpoint::new(
+        Ok(Checkpoint::new(
             self.scope.clone(),
             self.partition_id.as_str(),
             Some(event.offset.clone()),
             Some(event.sequence_number),
-        );
+        ))
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            store: Arc::clone(&self.store),
+            partition_id: self.partition_id.clone(),
+            owner_id: self.owner_id.clone(),
+            fenced: self.fenced,
+            lease: Arc::clone(&self.lease),
+            processor: self.processor.clone(),
+        }
+    }
+
+    /// Closes the link; the processor relinquishes the partition (C8) in its next cycle, so
+    /// another processor (or this one) can take it.
+    ///
+    /// # Errors
+    /// The link's error on close (the partition is released either way).
+    pub async fn close(mut self) -> Result<()> {
+        // The checkpoints queued in the background land before the partition is given up.
+        let flushed = self.lease.writes.flush().await;
+        self.lease.released.store(true, Ordering::SeqCst);
+        let closed = match self.receiver.take() {
+            Some(receiver) => receiver.close().await,
+            None => Ok(()),
+        };
+        flushed.and(closed)
+    }
+}
+
+/// Where one partition's checkpoints go, and who hears of a failed write.
+struct Target {
+    store: Arc<dyn CheckpointStore>,
+    partition_id: String,
+    owner_id: String,
+    fenced: bool,
+    lease: Arc<Lease>,
+    processor: std::sync::Weak<Inner>,
+}
+
+impl Target {
+    /// Writes `checkpoint` while the partition is owned; a refusal by the fence (C13) marks
+    /// the partition lost, other errors are reported.
+    async fn write(&self, checkpoint: Checkpoint) -> Result<()> {
+        self.lease.ensure_owned()?;
         let options = if self.fenced {
             SetCheckpointOptions::fenced(self.owner_id.clone())
         } else {
@@ -142,19 +238,6 @@ impl PartitionClient {
                 }
                 Err(e)
             }
-        }
-    }
-
-    /// Closes the link; the processor relinquishes the partition (C8) in its next cycle, so
-    /// another processor (or this one) can take it.
-    ///
-    /// # Errors
-    /// The link's error on close (the partition is released either way).
-    pub async fn close(mut self) -> Result<()> {
-        self.lease.released.store(true, Ordering::SeqCst);
-        match self.receiver.take() {
-            Some(receiver) => receiver.close().await,
-            None => Ok(()),
         }
     }
 }
