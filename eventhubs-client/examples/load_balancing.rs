@@ -27,7 +27,7 @@ fn main() {
     println!(
         "columns per strategy: cycles to owned, cycles to balanced, moves until balanced, moves in the 20 cycles after"
     );
-    for timing in [Timing::Staggered, Timing::Simultaneous] {
+    for timing in [Timing::Staggered, Timing::SimultaneousStart, Timing::Simultaneous] {
         println!("\n{timing:?} timers");
         println!(
             "{:<28} {}",
