@@ -36,6 +36,22 @@ enum Bug {
     AcksLostWrites,
     /// During an outage, fails with the non-retryable `Backend` kind.
     OutageNotRetryable,
+    /// Answers won claims with the partition id as the caller wrote it, not lower-cased (C1).
+    KeepsNameCase,
+    /// A won renewal comes back with the etag it was made with, not a fresh one (C5).
+    ReturnsStaleEtags,
+    /// A batch in which any claim would lose is lost as a whole (C6).
+    AllOrNothingBatches,
+    /// Answers a relinquish as won but leaves the owner in place (C8).
+    IgnoresRelinquish,
+    /// Acknowledges checkpoints of partition ids with `-`, `.` or non-ASCII characters, and
+    /// writes nothing (C11).
+    DropsHostileNames,
+}
+
+/// A partition id the `DropsHostileNames` store silently drops.
+fn hostile(partition_id: &str) -> bool {
+    partition_id.contains(['-', '.']) || !partition_id.is_ascii()
 }
 
 /// Calls left to fail in the current simulated outage, shared by every handle of one instance:
@@ -125,6 +141,66 @@ impl CheckpointStore for BrokenStore {
                 }
                 Ok(won)
             }
+            Bug::KeepsNameCase => {
+                let won = self.inner.claim_ownership(claims, options).await?;
+                Ok(won
+                    .into_iter()
+                    .map(|w| {
+                        let as_written = claims
+                            .iter()
+                            .find(|c| c.partition_id.to_lowercase() == w.partition_id)
+                            .map_or_else(|| w.partition_id.clone(), |c| c.partition_id.clone());
+                        Ownership {
+                            partition_id: as_written,
+                            ..w
+                        }
+                    })
+                    .collect())
+            }
+            Bug::ReturnsStaleEtags => {
+                let won = self.inner.claim_ownership(claims, options).await?;
+                Ok(won
+                    .into_iter()
+                    .map(|w| {
+                        let given = claims
+                            .iter()
+                            .find(|c| c.partition_id.to_lowercase() == w.partition_id)
+                            .and_then(|c| c.etag.clone());
+                        Ownership {
+                            etag: given.or(w.etag.clone()),
+                            ..w
+                        }
+                    })
+                    .collect())
+            }
+            Bug::AllOrNothingBatches => {
+                for claim in claims {
+                    let current = self.inner.list_ownership(&claim.scope).await?;
+                    let stored = current
+                        .iter()
+                        .find(|o| o.partition_id == claim.partition_id.to_lowercase());
+                    let wins = match (stored, &claim.etag) {
+                        (None, None) => true,
+                        (Some(s), Some(e)) => s.etag.as_ref() == Some(e),
+                        _ => false,
+                    };
+                    if !wins {
+                        return Ok(Vec::new());
+                    }
+                }
+                self.inner.claim_ownership(claims, options).await
+            }
+            Bug::IgnoresRelinquish => {
+                let (releases, rest): (Vec<Ownership>, Vec<Ownership>) =
+                    claims.iter().cloned().partition(|c| c.owner_id.is_empty());
+                let mut won = self.inner.claim_ownership(&rest, options).await?;
+                won.extend(releases.into_iter().map(|c| Ownership {
+                    partition_id: c.partition_id.to_lowercase(),
+                    etag: Some(eventhubs_store_core::ETag::new("released")),
+                    ..c
+                }));
+                Ok(won)
+            }
             _ => self.inner.claim_ownership(claims, options).await,
         }
     }
@@ -139,6 +215,9 @@ impl CheckpointStore for BrokenStore {
     async fn set_checkpoint(&self, checkpoint: &Checkpoint, options: &SetCheckpointOptions) -> Result<()> {
         if self.outage()? {
             return Ok(()); // AcksLostWrites: acknowledged, never written
+        }
+        if self.bug == Bug::DropsHostileNames && hostile(&checkpoint.partition_id) {
+            return Ok(()); // acknowledged, never written
         }
         let mut cp = checkpoint.clone();
         if self.bug == Bug::DropsSequenceNumber && cp.offset.is_some() {
@@ -297,6 +376,36 @@ async fn suite_catches_an_outage_reported_as_not_retryable() {
         msg.contains("rule error kinds") && msg.contains("Backend"),
         "{msg}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_names_returned_as_written_c1() {
+    let msg = failure_of(Bug::KeepsNameCase, "c1_names_are_case_insensitive").await;
+    assert!(msg.contains("rule C1") && msg.contains("lower-cased partition id"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_stale_etags_on_renewal_c5() {
+    let msg = failure_of(Bug::ReturnsStaleEtags, "c5_won_claim_returns_fresh_etag").await;
+    assert!(msg.contains("rule C5") && msg.contains("issued before"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_all_or_nothing_batches_c6() {
+    let msg = failure_of(Bug::AllOrNothingBatches, "c6_batch_claims_win_or_lose_individually").await;
+    assert!(msg.contains("rule C6") && msg.contains("to win alone"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_an_ignored_relinquish_c8() {
+    let msg = failure_of(Bug::IgnoresRelinquish, "c8_relinquish_lists_empty_owner").await;
+    assert!(msg.contains("rule C8") && msg.contains("listed with owner"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_catches_hostile_names_acknowledged_but_dropped_c11() {
+    let msg = failure_of(Bug::DropsHostileNames, "c11_hostile_names_round_trip_or_are_refused").await;
+    assert!(msg.contains("rule C11") && msg.contains("every acknowledged"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

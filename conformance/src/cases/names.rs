@@ -117,11 +117,14 @@ pub async fn c11_invalid_input_writes_nothing(ctx: &Ctx) -> CaseResult {
 }
 
 /// C11: each hostile-but-valid name, as partition id and as hub and group name, is either stored
-/// faithfully (listed lower-cased, distinct from every other name) or refused with InvalidInput
-/// with nothing written.
+/// faithfully or refused with InvalidInput with nothing written. Every acknowledged write is
+/// read back exactly, under the (lower-cased) name it was written under, with the values
+/// written; a refused one leaves nothing behind; a listing that fails is a failure, never
+/// "nothing there".
 pub async fn c11_hostile_names_round_trip_or_are_refused(ctx: &Ctx) -> CaseResult {
     let scope = ctx.scope("hub", "$default");
-    let mut stored: Vec<String> = Vec::new();
+    let mut claimed: Vec<String> = Vec::new();
+    let mut checkpointed: Vec<String> = Vec::new();
     for name in hostile_names() {
         let claim = ctx
             .store()
@@ -138,12 +141,13 @@ pub async fn c11_hostile_names_round_trip_or_are_refused(ctx: &Ctx) -> CaseResul
                     "create of partition {name:?} should win, got {won:?}"
                 );
                 ensure!(
-                    won[0].partition_id == name.to_lowercase(),
+                    won[0].partition_id == name.to_lowercase() && won[0].owner_id == "owner-a",
                     "C11",
-                    "partition {name:?} came back as {:?}",
-                    won[0].partition_id
+                    "partition {name:?} came back as {:?} owned by {:?}",
+                    won[0].partition_id,
+                    won[0].owner_id
                 );
-                stored.push(name.to_lowercase());
+                claimed.push(name.to_lowercase());
             }
             Err(e) if e.kind() == ErrorKind::InvalidInput => {}
             Err(e) => {
@@ -153,13 +157,13 @@ pub async fn c11_hostile_names_round_trip_or_are_refused(ctx: &Ctx) -> CaseResul
                 ));
             }
         }
-        let cp = Checkpoint::new(scope.clone(), name.clone(), Some("7".into()), Some(7));
+        let cp = Checkpoint::new(scope.clone(), name.clone(), Some(format!("7-{name}")), Some(7));
         match ctx
             .store()
             .set_checkpoint(&cp, &SetCheckpointOptions::default())
             .await
         {
-            Ok(()) => {}
+            Ok(()) => checkpointed.push(name.clone()),
             Err(e) if e.kind() == ErrorKind::InvalidInput => {}
             Err(e) => {
                 return Err(Failure::new(
@@ -169,70 +173,121 @@ pub async fn c11_hostile_names_round_trip_or_are_refused(ctx: &Ctx) -> CaseResul
             }
         }
     }
-    let mut listed: Vec<String> = ctx
-        .ownership("C11", &scope)
-        .await?
-        .into_iter()
-        .map(|o| o.partition_id)
-        .collect();
+    let owners = ctx.ownership("C11", &scope).await?;
+    let mut listed: Vec<String> = owners.iter().map(|o| o.partition_id.clone()).collect();
     listed.sort();
-    stored.sort();
+    claimed.sort();
     ensure!(
-        listed == stored,
+        listed == claimed,
         "C11",
-        "hostile partition ids must list exactly as stored: wrote {stored:?}, listed {listed:?}"
+        "every acknowledged claim, and nothing else, must be listed under its name: wrote \
+         {claimed:?}, listed {listed:?}"
     );
-    for cp in ctx.checkpoints("C11", &scope).await? {
-        ensure!(
-            hostile_names()
-                .iter()
-                .any(|n| n.to_lowercase() == cp.partition_id)
-                && cp.sequence_number == Some(7),
-            "C11",
-            "a checkpoint came back mangled: {cp:?}"
-        );
+    if let Some(o) = owners.iter().find(|o| o.owner_id != "owner-a" || o.scope != scope) {
+        return Err(Failure::new("C11", format!("a claim came back mangled: {o:?}")));
+    }
+    let listed = ctx.checkpoints("C11", &scope).await?;
+    let mut expected: Vec<(String, String)> = checkpointed
+        .iter()
+        .map(|n| (n.to_lowercase(), format!("7-{n}")))
+        .collect();
+    expected.sort();
+    let mut got: Vec<(String, String)> = listed
+        .iter()
+        .map(|c| (c.partition_id.clone(), c.offset.clone().unwrap_or_default()))
+        .collect();
+    got.sort();
+    ensure!(
+        got == expected,
+        "C11",
+        "every acknowledged checkpoint, and nothing else, must be listed under its name with its \
+         offset: wrote {expected:?}, listed {got:?}"
+    );
+    if let Some(c) = listed.iter().find(|c| c.sequence_number != Some(7) || c.scope != scope) {
+        return Err(Failure::new("C11", format!("a checkpoint came back mangled: {c:?}")));
     }
     // Hostile hub and group names: a scope either works faithfully or is refused.
     for name in hostile_names() {
-        let Ok(hostile) = eventhubs_store_core::PartitionScope::new(ctx.namespace(), &name, &name) else {
-            continue;
-        };
-        match ctx
-            .store()
-            .claim_ownership(
-                &[Ownership::new(hostile.clone(), "0", "owner-a")],
-                &Default::default(),
-            )
-            .await
-        {
-            Ok(won) => {
-                ensure!(
-                    won.len() == 1,
+        let hostile = eventhubs_store_core::PartitionScope::new(ctx.namespace(), &name, &name)
+            .map_err(|e| {
+                Failure::new(
                     "C11",
-                    "create in scope {hostile} should win, got {won:?}"
-                );
-                let owners = ctx.ownership("C11", &hostile).await?;
-                ensure!(
-                    owners.len() == 1 && owners[0].scope == hostile,
-                    "C11",
-                    "scope {hostile} should list its one record, got {owners:?}"
-                );
-            }
-            Err(e) if e.kind() == ErrorKind::InvalidInput => {
-                let owners = ctx.ownership("C11", &hostile).await;
-                ensure!(
-                    owners.as_ref().map(|o| o.is_empty()).unwrap_or(true),
-                    "C11",
-                    "refused scope {hostile} has records: {owners:?}"
-                );
-            }
-            Err(e) => {
-                return Err(Failure::new(
-                    "C11",
-                    format!("claim in scope {hostile}: expected Ok or InvalidInput, got {e}"),
-                ));
-            }
+                    format!("PartitionScope refused the valid hub and group name {name:?}: {e}"),
+                )
+            })?;
+        hostile_scope_round_trips(ctx, &hostile).await?;
+    }
+    Ok(())
+}
+
+/// One claim and one checkpoint in `hostile`: each either acknowledged and listed exactly in
+/// that scope alone, or refused with InvalidInput and absent.
+async fn hostile_scope_round_trips(ctx: &Ctx, hostile: &eventhubs_store_core::PartitionScope) -> CaseResult {
+    let claim = ctx
+        .store()
+        .claim_ownership(
+            &[Ownership::new(hostile.clone(), "0", "owner-a")],
+            &Default::default(),
+        )
+        .await;
+    let claimed = match claim {
+        Ok(won) => {
+            ensure!(
+                won.len() == 1,
+                "C11",
+                "create in scope {hostile} should win, got {won:?}"
+            );
+            true
         }
+        Err(e) if e.kind() == ErrorKind::InvalidInput => false,
+        Err(e) => {
+            return Err(Failure::new(
+                "C11",
+                format!("claim in scope {hostile}: expected Ok or InvalidInput, got {e}"),
+            ));
+        }
+    };
+    let owners = ctx.ownership("C11", hostile).await?;
+    if claimed {
+        ensure!(
+            owners.len() == 1
+                && owners[0].scope == *hostile
+                && owners[0].partition_id == "0"
+                && owners[0].owner_id == "owner-a",
+            "C11",
+            "scope {hostile} should list its one record exactly, got {owners:?}"
+        );
+    } else {
+        ensure!(owners.is_empty(), "C11", "refused scope {hostile} has records: {owners:?}");
+    }
+    let cp = Checkpoint::new(hostile.clone(), "0", Some("42".into()), Some(42));
+    let written = match ctx
+        .store()
+        .set_checkpoint(&cp, &SetCheckpointOptions::default())
+        .await
+    {
+        Ok(()) => true,
+        Err(e) if e.kind() == ErrorKind::InvalidInput => false,
+        Err(e) => {
+            return Err(Failure::new(
+                "C11",
+                format!("checkpoint in scope {hostile}: expected Ok or InvalidInput, got {e}"),
+            ));
+        }
+    };
+    let cps = ctx.checkpoints("C11", hostile).await?;
+    if written {
+        ensure!(
+            cps.len() == 1
+                && cps[0].scope == *hostile
+                && cps[0].partition_id == "0"
+                && cps[0].offset.as_deref() == Some("42")
+                && cps[0].sequence_number == Some(42),
+            "C11",
+            "scope {hostile} should list its one checkpoint exactly, got {cps:?}"
+        );
+    } else {
+        ensure!(cps.is_empty(), "C11", "refused scope {hostile} has checkpoints: {cps:?}");
     }
     Ok(())
 }
