@@ -206,8 +206,14 @@ pub fn run_case_blocking(harness: &dyn Harness, name: &str) {
     let report = runtime.block_on(run_one(harness, case));
     match report.outcome {
         Outcome::Passed => {}
-        // A test for a check this store cannot take: nothing to fail, nothing to report.
-        Outcome::NotApplicable(_) => {}
+        // "Not applicable" is not "passed": a harness leaves such a case out (`except`).
+        Outcome::NotApplicable(why) => panic!(
+            "{} could not check its rule against {}: {why}. If this harness cannot take it, leave \
+             it out: conformance_tests!(HARNESS, except: [{}])",
+            case.name,
+            harness.name(),
+            case.name
+        ),
         Outcome::Failed(failure) => panic!("{} failed against {}: {failure}", case.name, harness.name()),
         Outcome::Skipped(why) => fail_in_ci_or_skip_loudly(harness.name(), &why),
     }
