@@ -27,11 +27,28 @@ fn frame(channel: u16, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Reads until the server closes the socket (or 5 s pass); returns what it sent.
+/// Reads until the server closes the socket, and fails unless it does within 5 s; returns what
+/// the server sent. A reset counts as closed (the bytes before it are kept).
 async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     let mut all = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all)).await;
-    all
+    match tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all)).await {
+        Ok(_) => all,
+        Err(_) => panic!(
+            "the server did not close the connection within 5 s (it sent {:?})",
+            String::from_utf8_lossy(&all)
+        ),
+    }
+}
+
+/// The close frame's error condition in what the server sent (`amqp:…`), if any.
+fn close_condition(answer: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(answer);
+    let start = text.find("amqp:")?;
+    let condition: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == ':' || *c == '-')
+        .collect();
+    Some(condition)
 }
 
 /// The emulator still serves a real client end to end.
@@ -49,9 +66,17 @@ async fn random_bytes_get_the_connection_closed() {
     for _ in 0..20 {
         let mut stream = TcpStream::connect(emulator.local_addr()).await.unwrap();
         let len = rng.random_range(1..4096);
-        let garbage: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        let mut garbage: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        garbage[0] = b'X'; // never the start of a protocol header
         let _ = stream.write_all(&garbage).await;
-        read_to_close(&mut stream).await;
+        // The client is done: a server still waiting for a whole header sees the end.
+        let _ = stream.shutdown().await;
+        let answer = read_to_close(&mut stream).await;
+        assert!(
+            answer.is_empty() || answer == AMQP_HEADER,
+            "{len} random bytes: the server answers with its protocol header at most, then \
+             closes; it sent {answer:?}"
+        );
     }
     still_serving(&emulator, "after-random").await;
 }
@@ -77,11 +102,23 @@ async fn garbage_after_a_valid_open_is_a_decode_error() {
         stream.write_all(&bytes).await.unwrap();
         let answer = read_to_close(&mut stream).await;
         assert!(answer.starts_with(AMQP_HEADER), "round {round}: header first");
-        // header + open + close: the server answered and closed.
+        // header + open + close with a decode or framing error, then the socket closes.
+        let condition = close_condition(&answer);
         assert!(
-            answer.len() > 8 + 16,
-            "round {round}: the server sends open and close"
+            matches!(
+                condition.as_deref(),
+                Some("amqp:decode-error" | "amqp:connection:framing-error" | "amqp:invalid-field" | "amqp:not-allowed")
+            ),
+            "round {round}: expected a close with a decode or framing error, got {condition:?} in {:?}",
+            String::from_utf8_lossy(&answer)
         );
+        if round % 3 != 2 {
+            assert_eq!(
+                condition.as_deref(),
+                Some("amqp:decode-error"),
+                "round {round}: a lying size and deep nesting are decode errors"
+            );
+        }
     }
     still_serving(&emulator, "after-garbage").await;
 }
@@ -97,10 +134,11 @@ async fn oversized_and_truncated_frames() {
     bytes.extend([2, 0, 0, 0]);
     stream.write_all(&bytes).await.unwrap();
     let answer = read_to_close(&mut stream).await;
-    let text = String::from_utf8_lossy(&answer);
-    assert!(
-        text.contains("framing-error"),
-        "closed with a framing error: {text:?}"
+    assert_eq!(
+        close_condition(&answer).as_deref(),
+        Some("amqp:connection:framing-error"),
+        "closed with a framing error: {:?}",
+        String::from_utf8_lossy(&answer)
     );
 
     // A size below the header size.
@@ -109,7 +147,13 @@ async fn oversized_and_truncated_frames() {
     bytes.extend(frame(0, OPEN));
     bytes.extend([0, 0, 0, 3, 2, 0, 0, 0]);
     stream.write_all(&bytes).await.unwrap();
-    read_to_close(&mut stream).await;
+    let answer = read_to_close(&mut stream).await;
+    assert_eq!(
+        close_condition(&answer).as_deref(),
+        Some("amqp:connection:framing-error"),
+        "a frame smaller than its header: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
 
     // Truncated: half a frame, then the client vanishes.
     for cut in [3usize, 9, 14] {
@@ -118,7 +162,10 @@ async fn oversized_and_truncated_frames() {
         bytes.extend(frame(0, OPEN));
         bytes.truncate(8 + cut);
         stream.write_all(&bytes).await.unwrap();
-        drop(stream);
+        // The client vanishes mid-frame: the server answers its header (and open) and closes.
+        stream.shutdown().await.unwrap();
+        let answer = read_to_close(&mut stream).await;
+        assert!(answer.starts_with(AMQP_HEADER), "cut at {cut}: {answer:?}");
     }
     // A wrong protocol header gets ours back, then a close.
     let mut stream = TcpStream::connect(emulator.local_addr()).await.unwrap();
@@ -214,5 +261,5 @@ async fn shutdown_closes_clients_with_an_error() {
     stream.read_exact(&mut header).await.unwrap();
     emulator.shutdown().await;
     let rest = read_to_close(&mut stream).await;
-    assert!(String::from_utf8_lossy(&rest).contains("amqp:connection:forced"));
+    assert_eq!(close_condition(&rest).as_deref(), Some("amqp:connection:forced"));
 }
