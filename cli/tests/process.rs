@@ -142,8 +142,8 @@ async fn bad_input_is_one_clear_line_and_nothing_is_written() {
     );
 
     let port = emulator.local_addr().port();
-    drop(emulator);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Shut down and awaited: nothing listens on the port any more.
+    emulator.shutdown().await;
     let gone = process(
         &format!("Endpoint=sb://localhost:{port};SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true;EntityPath=orders"),
         &args,

@@ -91,13 +91,21 @@ async fn a_closed_owner_frees_the_partition() {
     let mut again = Client::connect(&emulator).await;
     let _owner = again.receiver(ADDRESS, None, Some(1), &[]).await.expect("owner");
     drop(again);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut later = Client::connect(&emulator).await;
-    later
-        .receiver(ADDRESS, None, None, &[])
-        .await
-        .expect("a vanished connection releases its links");
-    later.close().await;
+    // Polled, bounded: the server notices the vanished connection and releases its links.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut later = Client::connect(&emulator).await;
+        let attached = later.receiver(ADDRESS, None, None, &[]).await;
+        later.close().await;
+        if attached.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a vanished connection never released its links"
+        );
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]

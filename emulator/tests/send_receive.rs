@@ -201,7 +201,7 @@ async fn a_waiting_receiver_gets_events_as_they_arrive() {
     receiver.set_credit(100).await.unwrap();
     let mut other = Client::connect(&emulator).await;
     let mut sender = other.sender("orders/Partitions/1").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Sent after the receiver attached and granted credit, on another connection.
     sender.send(event("late", None)).await.unwrap();
     assert_eq!(recv(&mut receiver).await.body, "late");
     other.close().await;

@@ -258,14 +258,25 @@ async fn a_crashed_processor_loses_its_partitions_once_they_expire_and_cannot_re
     let seen = read(&mut zombies[0], 1).await;
     // The crash: the processor stops renewing, nothing is relinquished.
     drop(crashed);
-    let started = Instant::now();
+    let crashed_records = store.list_ownership(&scope(&emulator)).await.unwrap();
     let heir = processor(&emulator, &store, "heir", LoadBalancingStrategy::Greedy, expiry).await;
     let mut heirs = take_clients(&heir, 2).await;
-    assert!(
-        started.elapsed() >= expiry / 2,
-        "the heir must wait for the records to expire, took them after {:?}",
-        started.elapsed()
-    );
+    // Judged on the store's clock: the heir claimed each record only once it had expired.
+    let heir_records = store.list_ownership(&scope(&emulator)).await.unwrap();
+    for crashed in &crashed_records {
+        let heir = heir_records
+            .iter()
+            .find(|o| o.partition_id == crashed.partition_id)
+            .unwrap();
+        assert_eq!(heir.owner_id, "heir");
+        let waited = heir.last_modified_time.unwrap() - crashed.last_modified_time.unwrap();
+        assert!(
+            waited >= expiry,
+            "partition {}: the heir took it {waited} after the crashed owner's last renewal, \
+             before it expired ({expiry:?})",
+            crashed.partition_id
+        );
+    }
     // The heir reads from the start (no checkpoint yet).
     let bodies: Vec<String> = read(&mut heirs[0], 2)
         .await
@@ -305,7 +316,8 @@ async fn a_closed_processor_s_partitions_move_at_once_not_after_expiry() {
     let emulator = emulator(4).await;
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let expiry = Duration::from_secs(30);
+    // Far longer than the WAIT of `eventually`: the move cannot be the expiry.
+    let expiry = Duration::from_secs(120);
     let leaving = processor(
         &emulator,
         &store,
@@ -328,13 +340,11 @@ async fn a_closed_processor_s_partitions_move_at_once_not_after_expiry() {
         staying.owned_partitions().await.len() == 2
     })
     .await;
-    let started = Instant::now();
     leaving.close().await.unwrap();
     eventually("staying owns everything", async || {
         staying.owned_partitions().await.len() == 4
     })
     .await;
-    assert!(started.elapsed() < expiry / 2, "took {:?}", started.elapsed());
     staying.close().await.unwrap();
 }
 
