@@ -134,13 +134,55 @@ mod tests {
         assert_eq!(partition_for_key("anything", 0), 0);
     }
 
+    /// Every tail length 0..=12, the multi-block loop and multi-byte UTF-8, against the values
+    /// the official JavaScript SDK (`@azure/event-hubs` 5.12.2, `hashPartitionKey`) computes for
+    /// the same keys.
     #[test]
-    fn long_keys_cover_every_tail_length() {
-        // Every tail length 0..=12 and the multi-block loop run without panicking and are stable.
-        let key = "abcdefghijklmnopqrstuvwxyz0123456789";
-        for end in 0..key.len() {
-            let first = partition_key_hash(&key[..end]);
-            assert_eq!(first, partition_key_hash(&key[..end]));
+    fn every_tail_length_matches_the_javascript_sdk() {
+        let vectors: [(&str, i16); 40] = [
+            ("", 0),
+            ("a", -16220),
+            ("ab", 2093),
+            ("abc", -14161),
+            ("abcd", 23398),
+            ("abcde", 27137),
+            ("abcdef", 28810),
+            ("abcdefg", -14024),
+            ("abcdefgh", 22170),
+            ("abcdefghi", -2485),
+            ("abcdefghij", -5137),
+            ("abcdefghijk", -2676),
+            ("abcdefghijkl", -2373),
+            ("abcdefghijklm", -31855),
+            ("abcdefghijklmn", -23240),
+            ("abcdefghijklmno", 10416),
+            ("abcdefghijklmnop", -18092),
+            ("abcdefghijklmnopq", -15831),
+            ("abcdefghijklmnopqr", -19306),
+            ("abcdefghijklmnopqrs", -3254),
+            ("abcdefghijklmnopqrst", -14347),
+            ("abcdefghijklmnopqrstu", -1843),
+            ("abcdefghijklmnopqrstuv", 22074),
+            ("abcdefghijklmnopqrstuvw", 5975),
+            ("abcdefghijklmnopqrstuvwx", 26788),
+            ("abcdefghijklmnopqrstuvwxy", -2321),
+            ("abcdefghijklmnopqrstuvwxyz", -13397),
+            ("abcdefghijklmnopqrstuvwxyz0", -23459),
+            ("abcdefghijklmnopqrstuvwxyz01", -2457),
+            ("abcdefghijklmnopqrstuvwxyz012", 449),
+            ("abcdefghijklmnopqrstuvwxyz0123", -24488),
+            ("abcdefghijklmnopqrstuvwxyz01234", -5509),
+            ("abcdefghijklmnopqrstuvwxyz012345", -5218),
+            ("abcdefghijklmnopqrstuvwxyz0123456", -27179),
+            ("abcdefghijklmnopqrstuvwxyz01234567", -28976),
+            ("abcdefghijklmnopqrstuvwxyz012345678", -9228),
+            ("abcdefghijklmnopqrstuvwxyz0123456789", 22694),
+            ("日本語", -23353),
+            ("ÄÖÜ-Straße", -26740),
+            ("émoji-🦀", 24396),
+        ];
+        for (key, expected) in vectors {
+            assert_eq!(partition_key_hash(key), expected, "key {key:?}");
         }
     }
 }
