@@ -288,10 +288,34 @@ fn emulator_prints_its_connection_string_and_serves() {
         .find_map(|l| l.strip_prefix("Event Hubs emulator listening on "))
         .map(str::to_owned);
     let alive = child.try_wait().unwrap().is_none();
+    let connection = connection.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("no connection string in {seen:?}")
+    });
+    // It serves: a client with the printed connection string sees the hub's 4 partitions and
+    // reads back what it sent.
+    let served = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = eventhubs_client::EventHubClient::from_connection_string(&connection, None).await?;
+        let partitions = client.properties().await?.partition_ids;
+        client
+            .send(Some("2"), vec![eventhubs_client::EventData::new("over the wire")])
+            .await?;
+        let options = eventhubs_client::ReceiverOptions {
+            start: eventhubs_client::StartPosition::Earliest,
+            ..Default::default()
+        };
+        let mut receiver = client.open_receiver("$default", "2", options).await?;
+        let events = receiver.receive(1, std::time::Duration::from_secs(10)).await?;
+        client.close().await?;
+        Ok::<_, eventhubs_client::Error>((partitions, events))
+    });
     child.kill().unwrap();
     child.wait().unwrap();
-    let connection = connection.unwrap_or_else(|| panic!("no connection string in {seen:?}"));
     assert!(alive, "the emulator exited early: {seen:?}");
+    let (partitions, events) = served.unwrap();
+    assert_eq!(partitions, ["0", "1", "2", "3"]);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].body, b"over the wire");
     assert!(
         connection.starts_with("Endpoint=sb://localhost:") && connection.contains("EntityPath=orders"),
         "{connection}"

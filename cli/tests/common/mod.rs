@@ -116,7 +116,8 @@ pub fn reachable(host: &str, port: u16) -> bool {
 /// CI, a failure with CI=true.
 fn server_url(env: &str, default: &str, default_port: u16, backend: &str, how: &str) -> Option<String> {
     let url = std::env::var(env).unwrap_or_else(|_| default.into());
-    let parsed = url::Url::parse(&url).ok()?;
+    // A URL that does not parse is a mistake in the environment, never a reason to skip.
+    let parsed = url::Url::parse(&url).unwrap_or_else(|e| panic!("{env}={url:?} is not a URL: {e}"));
     let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
     if reachable(&host, parsed.port().unwrap_or(default_port)) {
         Some(url)
