@@ -23,8 +23,9 @@
 //!
 //! Each partition is an in-memory log bounded by [`Retention`] (events and bytes).
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), eventhubs_emulator::Error> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), eventhubs_emulator::Error> {
 //! use eventhubs_emulator::Emulator;
 //!
 //! let emulator = Emulator::builder()
@@ -34,7 +35,7 @@
 //!     .await?;
 //! // Endpoint=sb://localhost:PORT;SharedAccessKeyName=…;UseDevelopmentEmulator=true;EntityPath=orders
 //! let connection_string = emulator.connection_string(Some("orders"));
-//! # let _ = connection_string;
+//! assert!(connection_string.contains("UseDevelopmentEmulator=true;EntityPath=orders"));
 //! emulator.shutdown().await;
 //! # Ok(())
 //! # }

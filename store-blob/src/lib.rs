@@ -35,6 +35,8 @@
 //! Azurite), a container URL with a SAS, or an Entra ID credential
 //! (`Arc<dyn azure_core::credentials::TokenCredential>`, e.g. from `azure_identity`).
 //!
+//! Compiled, not run (it needs a storage account or Azurite):
+//!
 //! ```no_run
 //! use eventhubs_store_blob::BlobStore;
 //! use eventhubs_store_core::{CheckpointStore, ClaimOptions, Ownership, PartitionScope};

@@ -78,6 +78,8 @@ impl BlobStore {
     /// A store in the container of an https container URL, authorised by an Entra ID
     /// credential. See [`BlobStoreBuilder::from_container_url_with_credential`].
     ///
+    /// Compiled, not run (it needs Azure and a signed-in developer):
+    ///
     /// ```no_run
     /// use eventhubs_store_blob::BlobStore;
     ///

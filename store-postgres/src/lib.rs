@@ -20,6 +20,8 @@
 //!
 //! # Example
 //!
+//! Compiled, not run (it needs a PostgreSQL server; the tests run the same calls):
+//!
 //! ```no_run
 //! use eventhubs_store_core::{Checkpoint, CheckpointStore, ClaimOptions, Ownership, PartitionScope,
 //!     SetCheckpointOptions};

@@ -22,6 +22,8 @@ pub const DEFAULT_SCHEMA: &str = "eventhubs";
 ///
 /// `Debug` shows the URL with its password replaced by `***`.
 ///
+/// Compiled, not run (it needs a server):
+///
 /// ```no_run
 /// # async fn demo() -> eventhubs_store_core::Result<()> {
 /// use eventhubs_store_postgres::PostgresOptions;

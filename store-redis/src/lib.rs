@@ -32,6 +32,8 @@
 //!
 //! # Example
 //!
+//! Compiled, not run (it needs a Redis server; the tests run the same calls):
+//!
 //! ```no_run
 //! use eventhubs_store_core::{Checkpoint, CheckpointStore, ClaimOptions, Ownership, PartitionScope,
 //!     SetCheckpointOptions};

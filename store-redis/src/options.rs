@@ -18,6 +18,8 @@ use crate::store::RedisStore;
 ///
 /// `Debug` shows only host, port and database of each URL, never user names or passwords.
 ///
+/// Compiled, not run (it needs a server):
+///
 /// ```no_run
 /// # async fn demo() -> eventhubs_store_core::Result<()> {
 /// use eventhubs_store_redis::RedisOptions;

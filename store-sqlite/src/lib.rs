@@ -141,3 +141,8 @@ impl fmt::Debug for SqliteStore {
             .finish()
     }
 }
+
+/// The repository README's example, run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RootReadmeDoctests;

@@ -1,8 +1,9 @@
 //! Checkpoints written in the background: [`PartitionClient::checkpoint_in_background`] hands
 //! the newest checkpoint to a writer and returns at once, so reading goes on while the store
-//! writes. Checkpoints queued while a write is in flight are coalesced: only the newest one is
-//! written next (a checkpoint only ever moves forward within one ownership, so the older ones
-//! carry nothing the newest does not).
+//! writes. Checkpoints queued while a write is in flight, or within the minimum interval after
+//! it, are coalesced: only the newest one is written next (a checkpoint only ever moves forward
+//! within one ownership, so the older ones carry nothing the newest does not). A flush cuts the
+//! interval short.
 //!
 //! Ordering with the next owner: the processor waits for the writes of a partition before it
 //! relinquishes the partition (client closed, processor closing) or hands it out again (client
@@ -26,6 +27,8 @@ pub(super) struct BackgroundWrites {
     slot: Mutex<Slot>,
     /// Signalled whenever the writer finishes a write or goes idle.
     settled: Notify,
+    /// Signalled by a flush: the writer stops waiting out the interval.
+    hurry: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +36,10 @@ struct Slot {
     next: Option<Checkpoint>,
     writing: bool,
     failed: Option<Error>,
+    /// When the last write ended: the next one waits for the interval after it.
+    last_write: Option<tokio::time::Instant>,
+    /// A flush is waiting: write without waiting for the interval until idle.
+    hurry: bool,
 }
 
 fn lock(m: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
@@ -50,38 +57,70 @@ impl BackgroundWrites {
         (start, slot.failed.take())
     }
 
-    /// The writer's loop: writes the newest queued checkpoint with `write` until none is left.
-    pub(super) async fn drain<F, Fut>(&self, write: F)
+    /// The writer's loop: writes the newest queued checkpoint with `write` until none is left,
+    /// at most one write per `interval` (counted from the last write, across writers) unless a
+    /// flush is waiting.
+    pub(super) async fn drain<F, Fut>(&self, write: F, interval: std::time::Duration)
     where
         F: Fn(Checkpoint) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
         loop {
-            let next = {
-                let mut slot = lock(&self.slot);
-                match slot.next.take() {
-                    Some(next) => next,
-                    None => {
-                        slot.writing = false;
-                        drop(slot);
-                        self.settled.notify_waiters();
-                        return;
+            let due = lock(&self.slot).last_write.map(|at| at + interval);
+            if let Some(due) = due
+                && due > tokio::time::Instant::now()
+            {
+                // Coalesce what comes in meanwhile; a flush ends the wait.
+                let hurry = self.hurry.notified();
+                tokio::pin!(hurry);
+                hurry.as_mut().enable();
+                if !lock(&self.slot).hurry {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(due) => {}
+                        () = hurry => {}
                     }
                 }
+            }
+            let next = {
+                let mut slot = lock(&self.slot);
+                let next = slot.next.take();
+                // Stopping is decided under the same lock a queue takes: a checkpoint queued
+                // after this sees no writer and starts one.
+                slot.writing = next.is_some();
+                slot.hurry &= slot.writing;
+                next
+            };
+            let Some(next) = next else {
+                self.settled.notify_waiters();
+                return;
             };
             let result = write(next).await;
             let mut slot = lock(&self.slot);
+            slot.last_write = Some(tokio::time::Instant::now());
             if let Err(e) = result {
                 slot.failed = Some(e);
             }
+            let done = slot.next.is_none();
+            if done {
+                slot.writing = false;
+                slot.hurry = false;
+            }
             drop(slot);
             self.settled.notify_waiters();
+            if done {
+                return;
+            }
         }
     }
 
     /// Waits until every queued checkpoint is written (or failed). The error of the last
     /// failed write not reported yet.
     pub(super) async fn flush(&self) -> Result<()> {
+        {
+            let mut slot = lock(&self.slot);
+            slot.hurry = slot.writing;
+        }
+        self.hurry.notify_waiters();
         loop {
             let settled = self.settled.notified();
             tokio::pin!(settled);
@@ -151,7 +190,7 @@ mod tests {
                             written.lock().unwrap().push(c.sequence_number);
                             Ok(())
                         }
-                    })
+                    }, std::time::Duration::ZERO)
                     .await
             })
         };
@@ -178,7 +217,7 @@ mod tests {
             .drain(|_| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 async { Err(Error::new(ErrorKind::Unavailable, "store down")) }
-            })
+            }, Duration::ZERO)
             .await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(writes.failed().unwrap().kind(), ErrorKind::Unavailable);
@@ -187,10 +226,12 @@ mod tests {
         writes.flush().await.unwrap();
 
         writes.queue(checkpoint(2));
-        writes.drain(|_| async { Err(Error::new(ErrorKind::Unavailable, "again")) }).await;
+        writes
+            .drain(|_| async { Err(Error::new(ErrorKind::Unavailable, "again")) }, Duration::ZERO)
+            .await;
         let (_, failed) = writes.queue(checkpoint(3));
         assert_eq!(failed.unwrap().message(), "again", "the next queue reports it");
-        writes.drain(|_| async { Ok(()) }).await;
+        writes.drain(|_| async { Ok(()) }, Duration::ZERO).await;
         writes.flush().await.unwrap();
     }
 
@@ -210,12 +251,62 @@ mod tests {
                             done.fetch_add(1, Ordering::SeqCst);
                             Ok(())
                         }
-                    })
+                    }, Duration::ZERO)
                     .await
             })
         };
         writes.flush().await.unwrap();
         assert_eq!(done.load(Ordering::SeqCst), 1, "flush returned before the write landed");
         writer.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_are_spaced_by_the_interval_and_a_flush_cuts_the_wait() {
+        let writes = Arc::new(BackgroundWrites::default());
+        let written = Arc::new(Mutex::new(Vec::new()));
+        // What the partition client does: start a writer when `queue` says none runs.
+        let queue = |n: i64| {
+            let (start, _) = writes.queue(checkpoint(n));
+            if start {
+                let (writes, written) = (Arc::clone(&writes), Arc::clone(&written));
+                tokio::spawn(async move {
+                    writes
+                        .drain(
+                            |c| {
+                                let written = Arc::clone(&written);
+                                async move {
+                                    let at = tokio::time::Instant::now();
+                                    written.lock().unwrap().push((c.sequence_number, at));
+                                    Ok(())
+                                }
+                            },
+                            Duration::from_secs(60),
+                        )
+                        .await
+                });
+            }
+        };
+        let started = tokio::time::Instant::now();
+        queue(1);
+        writes.flush().await.unwrap();
+        // Queued right after the first write: they wait out the interval, coalesced into 3.
+        queue(2);
+        queue(3);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(written.lock().unwrap().len(), 1, "nothing within the interval");
+        queue(4);
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        assert_eq!(
+            written.lock().unwrap().iter().map(|w| w.0).collect::<Vec<_>>(),
+            vec![Some(1), Some(4)],
+            "one write when the interval ended, of the newest"
+        );
+        // A flush does not wait for the interval.
+        queue(5);
+        writes.flush().await.unwrap();
+        let written = written.lock().unwrap().clone();
+        assert_eq!(written.len(), 3);
+        assert_eq!(written[2].0, Some(5));
+        assert!(written[2].1 - started < Duration::from_secs(120), "the flush cut the interval short");
     }
 }

@@ -268,6 +268,7 @@ impl Inner {
             start,
             fenced: self.store.capabilities().fenced_checkpoints,
             lease: Arc::clone(&lease),
+            background_interval: self.options.background_checkpoint_interval,
             processor: self.weak.clone(),
         };
         lease.handed.store(true, Ordering::SeqCst);

@@ -62,6 +62,12 @@ pub struct ProcessorOptions {
     /// How long [`Processor::close`] waits for the application to make its last checkpoints
     /// and close its partition clients before it relinquishes the partitions (default 10 s).
     pub close_timeout: Duration,
+    /// The least time between two writes of one partition's checkpoints queued with
+    /// [`PartitionClient::checkpoint_in_background`] (default 1 s): the checkpoints queued
+    /// meanwhile are coalesced into the newest. Closing or dropping the client, closing the
+    /// processor and [`PartitionClient::flush_checkpoints`] write at once. `Duration::ZERO`
+    /// writes as fast as the store answers.
+    pub background_checkpoint_interval: Duration,
 }
 
 impl Default for ProcessorOptions {
@@ -75,11 +81,14 @@ impl Default for ProcessorOptions {
             prefetch: 300,
             owner_id: None,
             close_timeout: Duration::from_secs(10),
+            background_checkpoint_interval: Duration::from_secs(1),
         }
     }
 }
 
 /// Spreads a consumer group's partitions over the processors sharing `store`.
+///
+/// An example only (compiled, not run: it needs an event hub):
 ///
 /// ```no_run
 /// # async fn run(store: std::sync::Arc<dyn eventhubs_store_core::CheckpointStore>) -> eventhubs_client::Result<()> {

@@ -36,6 +36,8 @@ pub struct PartitionClient {
     /// Checkpoints are fenced (C13) when the store offers it.
     pub(super) fenced: bool,
     pub(super) lease: Arc<Lease>,
+    /// The least time between two background checkpoint writes.
+    pub(super) background_interval: Duration,
     /// The processor, told when the client is dropped (to hand the partition out again) or a
     /// checkpoint finds another owner.
     pub(super) processor: std::sync::Weak<Inner>,
@@ -117,8 +119,10 @@ impl PartitionClient {
     /// reads on, so a store's round trip no longer slows the reading down.
     ///
     /// # Behavior
-    /// - One write at a time per partition; checkpoints queued while one is in flight are
-    ///   coalesced, and only the newest is written next.
+    /// - One write at a time per partition, at most one per
+    ///   [`ProcessorOptions::background_checkpoint_interval`](super::ProcessorOptions::background_checkpoint_interval)
+    ///   (default 1 s); checkpoints queued meanwhile are coalesced, and only the newest is
+    ///   written next.
     /// - [`PartitionClient::close`] waits for the queued checkpoints before the partition is
     ///   relinquished, and the processor waits for them before it hands a dropped client's
     ///   partition out again or relinquishes on [`Processor::close`](super::Processor::close):
@@ -138,9 +142,13 @@ impl PartitionClient {
         let (start, failed) = self.lease.writes.queue(checkpoint);
         if start {
             let target = self.target();
+            let interval = self.background_interval;
             tokio::spawn(async move {
                 let lease = Arc::clone(&target.lease);
-                lease.writes.drain(|checkpoint| target.write(checkpoint)).await;
+                lease
+                    .writes
+                    .drain(|checkpoint| target.write(checkpoint), interval)
+                    .await;
             });
         }
         match failed {
