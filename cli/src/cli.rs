@@ -175,6 +175,12 @@ pub struct StatusArgs {
     /// Ownership older than this (since its last renewal) counts as expired.
     #[arg(long, default_value = "60s", value_parser = duration_arg)]
     pub expiry: Duration,
+    /// The event hub's connection string: adds the hub's side (lag in events and time, loss
+    /// to retention) to every partition of the hub. The scope is derived from it as the
+    /// Processor derives it (namespace `host[:port]`, hub from `EntityPath` or `--hub`, group
+    /// from `-g`). Prefer the environment variable: a command line is visible to other users.
+    #[arg(long, env = "EVENTHUBS_CONNECTION_STRING", hide_env_values = true, conflicts_with_all = ["all", "namespace"])]
+    pub connection_string: Option<String>,
     /// JSON for scripts instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -335,6 +341,10 @@ pub struct BenchProcessorArgs {
     /// Events for the receive measurement.
     #[arg(long, default_value_t = 20_000)]
     pub events: usize,
+    /// Rounds of the receive measurement: each round drains the partition once per way of
+    /// checkpointing, interleaved, and the medians are reported (one run is noisy).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
     /// `adaptive`, `balanced`, `greedy` or `all`.
     #[arg(long, default_value = "all", value_parser = ["adaptive", "balanced", "greedy", "all"])]
     pub strategy: String,

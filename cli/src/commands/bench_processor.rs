@@ -7,7 +7,8 @@
 //!   its partitions have live owners again (failover; the expiry is the floor);
 //! - receive: one partition drained by a Processor's partition client without and with a
 //!   checkpoint per batch of 100 into the store, waited for (`update_checkpoint`) or written in
-//!   the background (`checkpoint_in_background`), events/s and their ratios.
+//!   the background (`checkpoint_in_background`), events/s and their ratios; `--rounds`
+//!   interleaved rounds, medians reported.
 //!
 //! Each strategy runs in a consumer group of its own; the records stay in the store under the
 //! emulator's namespace (`localhost:PORT`).
@@ -176,6 +177,27 @@ enum Checkpointing {
     InBackground,
 }
 
+const MODES: [Checkpointing; 3] = [
+    Checkpointing::None,
+    Checkpointing::PerBatch,
+    Checkpointing::InBackground,
+];
+
+/// The consumer group of one receive run: each drains the partition from the start.
+fn group_of(mode: Checkpointing, round: u32) -> String {
+    let name = match mode {
+        Checkpointing::None => "plain",
+        Checkpointing::PerBatch => "checkpointed",
+        Checkpointing::InBackground => "background",
+    };
+    format!("{name}-{round}")
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Events/s through one partition client, checkpointing per batch into the store as `mode` says.
 async fn receive(
     store: &Arc<dyn CheckpointStore>,
@@ -250,8 +272,10 @@ pub async fn run(args: BenchProcessorArgs) -> Result<ExitCode> {
         builder = builder.consumer_group(HUB, name);
     }
     builder = builder.hub(RECEIVE_HUB, 1);
-    for group in ["plain", "checkpointed", "background"] {
-        builder = builder.consumer_group(RECEIVE_HUB, group);
+    for round in 0..args.rounds {
+        for mode in MODES {
+            builder = builder.consumer_group(RECEIVE_HUB, &group_of(mode, round));
+        }
     }
     let emulator = builder
         .retention(eventhubs_emulator::Retention {
@@ -280,9 +304,14 @@ pub async fn run(args: BenchProcessorArgs) -> Result<ExitCode> {
             .map_err(|e| client_error(&e))?;
     }
     let total = args.events.div_ceil(100) * 100;
-    let plain = receive(&store, &cs, "plain", total, Checkpointing::None).await?;
-    let checkpointed = receive(&store, &cs, "checkpointed", total, Checkpointing::PerBatch).await?;
-    let background = receive(&store, &cs, "background", total, Checkpointing::InBackground).await?;
+    // Interleaved rounds, medians: a quiet moment or a busy one falls on every mode alike.
+    let mut rates: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..args.rounds {
+        for (i, mode) in MODES.into_iter().enumerate() {
+            rates[i].push(receive(&store, &cs, &group_of(mode, round), total, mode).await?);
+        }
+    }
+    let [plain, checkpointed, background] = rates.map(median);
     emulator.shutdown().await;
     if args.json {
         out(&format!(
@@ -294,7 +323,7 @@ pub async fn run(args: BenchProcessorArgs) -> Result<ExitCode> {
                 "interval_ms": args.interval.as_millis(),
                 "expiry_ms": args.expiry.as_millis(),
                 "balance": results,
-                "receive": {"events": total, "no_checkpoint": plain, "checkpoint_per_100": checkpointed,
+                "receive": {"events": total, "rounds": args.rounds, "no_checkpoint": plain, "checkpoint_per_100": checkpointed,
                             "ratio": checkpointed / plain,
                             "checkpoint_per_100_in_background": background,
                             "background_ratio": background / plain},
@@ -324,9 +353,10 @@ pub async fn run(args: BenchProcessorArgs) -> Result<ExitCode> {
         ));
     }
     out(&format!(
-        "  receive, one partition, {total} events of 256 bytes: {plain:.0} events/s without checkpoints, \
+        "  receive, one partition, {total} events of 256 bytes, median of {} rounds: {plain:.0} events/s without checkpoints, \
          {checkpointed:.0} with one per 100 (ratio {:.2}), {background:.0} with one per 100 in the background \
          (ratio {:.2})",
+        args.rounds,
         checkpointed / plain,
         background / plain
     ));
