@@ -7,6 +7,7 @@ pub mod demo;
 pub mod emulator;
 pub mod export;
 pub mod import;
+pub mod lag;
 pub mod legacy;
 pub mod migrate;
 pub mod process;

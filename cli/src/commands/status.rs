@@ -14,8 +14,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::lag::{PartitionLag, partition_lag};
 use crate::cli::StatusArgs;
-use crate::commands::{out, scopes_of};
+use crate::commands::{client_error, out, scopes_of};
 use crate::duration::format_duration;
 use crate::open::open_store_with;
 use crate::table::{Align, Table, partition_order};
@@ -92,6 +93,9 @@ pub struct PartitionStatus {
     pub sequence_number: Option<i64>,
     /// Checkpoint offset.
     pub offset: Option<String>,
+    /// The hub's side, with `--connection-string`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<PartitionLag>,
 }
 
 /// One scope's partitions.
@@ -127,6 +131,58 @@ pub async fn collect(
     ))
 }
 
+/// [`collect`] plus the hub's side: every partition of the hub (and any other the store
+/// holds), each with its lag. Partitions are asked concurrently.
+///
+/// # Errors
+/// The store's, and the hub's when its properties cannot be read.
+pub async fn collect_with_lag(
+    store: &dyn CheckpointStore,
+    client: &eventhubs_client::EventHubClient,
+    scope: &PartitionScope,
+    expiry: Duration,
+) -> Result<ScopeStatus> {
+    let hub = client.properties().await.map_err(|e| client_error(&e))?;
+    let owners = store.list_ownership(scope).await?;
+    let checkpoints = store.list_checkpoints(scope).await?;
+    let mut status = join(scope, &owners, &checkpoints, OffsetDateTime::now_utc(), expiry);
+    for id in &hub.partition_ids {
+        if !status.partitions.iter().any(|p| &p.partition_id == id) {
+            status.partitions.push(PartitionStatus {
+                partition_id: id.clone(),
+                owner_id: None,
+                state: OwnershipState::Unowned,
+                ownership_age_ms: None,
+                last_modified_time: None,
+                etag: None,
+                sequence_number: None,
+                offset: None,
+                lag: None,
+            });
+        }
+    }
+    status
+        .partitions
+        .sort_by(|a, b| partition_order(&a.partition_id, &b.partition_id));
+    let lags = futures::future::join_all(status.partitions.iter().map(|p| {
+        let checkpoint = checkpoints.iter().find(|c| c.partition_id == p.partition_id);
+        let known = hub.partition_ids.contains(&p.partition_id);
+        async move {
+            if !known {
+                return Ok(None);
+            }
+            partition_lag(client, scope.consumer_group(), &p.partition_id, checkpoint, p.state)
+                .await
+                .map(Some)
+        }
+    }))
+    .await;
+    for (p, lag) in status.partitions.iter_mut().zip(lags) {
+        p.lag = lag.map_err(|e| client_error(&e))?;
+    }
+    Ok(status)
+}
+
 fn join(
     scope: &PartitionScope,
     owners: &[Ownership],
@@ -158,6 +214,7 @@ fn join(
                 etag: o.and_then(|o| o.etag.as_ref()).map(|e| e.as_str().to_owned()),
                 sequence_number: c.and_then(|c| c.sequence_number),
                 offset: c.and_then(|c| c.offset.clone()),
+                lag: None,
             }
         })
         .collect();
@@ -207,7 +264,50 @@ pub fn render(status: &ScopeStatus) -> String {
     } else {
         text.push_str(&table.render(2));
     }
+    if status.partitions.iter().any(|p| p.lag.is_some()) {
+        text.push_str(&render_lag(status));
+    }
     text
+}
+
+/// The hub's side, one row per partition, and a total line.
+fn render_lag(status: &ScopeStatus) -> String {
+    let mut table = Table::new(&[
+        ("PARTITION", Align::Left),
+        ("RETAINED", Align::Right),
+        ("LAST ENQUEUED", Align::Left),
+        ("LAG", Align::Right),
+        ("LAG TIME", Align::Right),
+        ("LOST", Align::Right),
+        ("VERDICT", Align::Left),
+    ]);
+    let (mut total, mut lost) = (0i64, 0i64);
+    for p in &status.partitions {
+        let Some(lag) = &p.lag else { continue };
+        total += lag.lag_events;
+        lost += lag.lost_to_retention;
+        table.row(vec![
+            p.partition_id.clone(),
+            if lag.last_enqueued_sequence_number < lag.beginning_sequence_number {
+                "none".to_owned()
+            } else {
+                format!(
+                    "{}..{}",
+                    lag.beginning_sequence_number, lag.last_enqueued_sequence_number
+                )
+            },
+            lag.last_enqueued_time.clone().unwrap_or_else(|| "-".into()),
+            lag.lag_events.to_string(),
+            lag.lag_ms
+                .map_or_else(|| "?".into(), |ms| format_duration(Duration::from_millis(ms))),
+            lag.lost_to_retention.to_string(),
+            lag.lag_state.as_str().to_owned(),
+        ]);
+    }
+    format!(
+        "\n  hub side: {total} event(s) to process, {lost} lost to retention\n{}",
+        table.render(2)
+    )
 }
 
 /// Runs `ehstore status`.
@@ -216,10 +316,27 @@ pub fn render(status: &ScopeStatus) -> String {
 /// Bad arguments and the store's errors.
 pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     let store = open_store_with(&args.at.store.url, &args.at.store.read()).await?;
-    let scopes = scopes_of(store.as_ref(), &args.at.scope, args.all).await?;
     let mut all = Vec::new();
-    for scope in &scopes {
-        all.push(collect(store.as_ref(), scope, args.expiry).await?);
+    if let Some(connection_string) = &args.connection_string {
+        let client = eventhubs_client::EventHubClient::from_connection_string(
+            connection_string,
+            args.at.scope.event_hub.as_deref(),
+        )
+        .await
+        .map_err(|e| client_error(&e))?;
+        let scope = PartitionScope::new(
+            client.fully_qualified_namespace(),
+            client.event_hub(),
+            &args.at.scope.consumer_group,
+        )?;
+        let status = collect_with_lag(store.as_ref(), &client, &scope, args.expiry).await;
+        let _ = client.close().await;
+        all.push(status?);
+    } else {
+        let scopes = scopes_of(store.as_ref(), &args.at.scope, args.all).await?;
+        for scope in &scopes {
+            all.push(collect(store.as_ref(), scope, args.expiry).await?);
+        }
     }
     if args.json {
         let json = serde_json::json!({

@@ -22,7 +22,8 @@ pub fn child_env(var: &str, value: &str) {
 pub fn ehstore() -> Command {
     let mut cmd = Command::cargo_bin("ehstore").expect("the ehstore binary is built");
     cmd.env_remove("EHSTORE_NAMESPACE")
-        .env_remove("EHSTORE_EVENT_HUB");
+        .env_remove("EHSTORE_EVENT_HUB")
+        .env_remove("EVENTHUBS_CONNECTION_STRING");
     for (k, v) in CHILD_ENV.lock().unwrap().iter() {
         cmd.env(k, v);
     }

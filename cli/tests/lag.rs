@@ -1,0 +1,200 @@
+//! `ehstore status --connection-string`: the hub's side of every partition against the
+//! in-process emulator, with checkpoints at known sequence numbers (one partition without a
+//! checkpoint, one whose checkpoint fell out of the emulator's retention bound), on SQLite and
+//! PostgreSQL; and one clear line for each kind of bad input, the store untouched.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+use eventhubs_client::{EventData, EventHubClient, ReceiverOptions, StartPosition};
+use eventhubs_emulator::{Emulator, EmulatorHandle, Retention};
+use eventhubs_store_core::{Checkpoint, ClaimOptions, Ownership, PartitionScope, SetCheckpointOptions};
+use time::OffsetDateTime;
+
+/// Each partition keeps its newest 10 events.
+async fn emulator() -> EmulatorHandle {
+    Emulator::builder()
+        .hub("orders", 4)
+        .retention(Retention {
+            max_events: 10,
+            max_bytes: 1 << 20,
+        })
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn client(emulator: &EmulatorHandle) -> EventHubClient {
+    EventHubClient::from_connection_string(&emulator.connection_string(Some("orders")), None)
+        .await
+        .unwrap()
+}
+
+/// The enqueued time of the event with `sequence_number` in `partition`.
+async fn enqueued_time(client: &EventHubClient, partition: &str, sequence_number: i64) -> OffsetDateTime {
+    let options = ReceiverOptions {
+        start: StartPosition::SequenceNumber {
+            sequence_number,
+            inclusive: true,
+        },
+        ..ReceiverOptions::default()
+    };
+    let mut receiver = client.open_receiver("$default", partition, options).await.unwrap();
+    let events = receiver.receive(1, std::time::Duration::from_secs(5)).await.unwrap();
+    receiver.close().await.unwrap();
+    assert_eq!(events[0].sequence_number, sequence_number);
+    events[0].enqueued_time
+}
+
+async fn status(args: Vec<String>, connection_string: Option<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = ehstore();
+        if let Some(cs) = connection_string {
+            cmd.env("EVENTHUBS_CONNECTION_STRING", cs);
+        }
+        cmd.arg("status").args(&args).output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Sends, checkpoints and claims the known state into `url`, then checks what `status` reports.
+async fn lag_is_exact_on(url: &str) {
+    let emulator = emulator().await;
+    let client = client(&emulator).await;
+    // p0: 10 events, checkpoint at 4, owned: 5 behind. p1: 6 events, no checkpoint, unowned.
+    // p2: 25 events (15..=24 retained), checkpoint at 2: 3..=14 lost, 10 behind, owned.
+    // p3: 3 events, checkpoint at 2: caught up.
+    for (partition, count) in [("0", 10), ("1", 6), ("2", 25), ("3", 3)] {
+        for n in 0..count {
+            client
+                .send(Some(partition), vec![EventData::new(format!("{partition}-{n}"))])
+                .await
+                .unwrap();
+        }
+    }
+    let namespace = format!("localhost:{}", emulator.local_addr().port());
+    let scope = PartitionScope::new(&namespace, "orders", "$Default").unwrap();
+    let store = eventhubs_store_cli::open::open_store_with(url, &eventhubs_store_cli::open::OpenOptions::prepared()).await.unwrap();
+    for (partition, seq) in [("0", 4), ("2", 2), ("3", 2)] {
+        let cp = Checkpoint::new(scope.clone(), partition, None, Some(seq));
+        store.set_checkpoint(&cp, &SetCheckpointOptions::new()).await.unwrap();
+    }
+    let claims = [Ownership::new(scope.clone(), "0", "alpha"), Ownership::new(scope.clone(), "2", "alpha")];
+    store.claim_ownership(&claims, &ClaimOptions::default()).await.unwrap();
+    let t0 = enqueued_time(&client, "0", 5).await;
+    let t1 = enqueued_time(&client, "1", 0).await;
+    let t2 = enqueued_time(&client, "2", 15).await;
+
+    let before = OffsetDateTime::now_utc();
+    let out = status(
+        vec![url.to_owned(), "--json".into()],
+        Some(emulator.connection_string(Some("orders"))),
+    )
+    .await;
+    let after = OffsetDateTime::now_utc();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scope_json = &report["scopes"][0];
+    assert_eq!(scope_json["namespace"], namespace.as_str(), "{report:#}");
+    let partitions = scope_json["partitions"].as_array().unwrap();
+    let row = |id: &str| partitions.iter().find(|p| p["partition_id"] == id).unwrap().clone();
+    let expect = [
+        ("0", 0, 9, 5, 0, "behind", Some(t0)),
+        ("1", 0, 5, 6, 0, "unowned_with_lag", Some(t1)),
+        ("2", 15, 24, 10, 12, "lost_to_retention", Some(t2)),
+        ("3", 0, 2, 0, 0, "caught_up", None),
+    ];
+    for (id, first, last, lag, lost, verdict, first_unprocessed) in expect {
+        let p = row(id);
+        assert_eq!(p["beginning_sequence_number"], first, "partition {id}: {p:#}");
+        assert_eq!(p["last_enqueued_sequence_number"], last, "partition {id}: {p:#}");
+        assert_eq!(p["lag_events"], lag, "partition {id}: {p:#}");
+        assert_eq!(p["lost_to_retention"], lost, "partition {id}: {p:#}");
+        assert_eq!(p["lag_state"], verdict, "partition {id}: {p:#}");
+        let lag_ms = p["lag_ms"].as_i64().unwrap();
+        match first_unprocessed {
+            // Exact: the age of the first unprocessed event, on the emulator's clock, taken
+            // between the command's start and end.
+            Some(t) => {
+                let low = (before - t).whole_milliseconds() as i64;
+                let high = (after - t).whole_milliseconds() as i64;
+                assert!(
+                    (low..=high).contains(&lag_ms),
+                    "partition {id}: lag {lag_ms} ms, the first unprocessed event is {low}..{high} ms old"
+                );
+            }
+            None => assert_eq!(lag_ms, 0, "partition {id}"),
+        }
+    }
+    // The table says the same.
+    let out = status(
+        vec![url.to_owned()],
+        Some(emulator.connection_string(Some("orders"))),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("hub side: 21 event(s) to process, 12 lost to retention"),
+        "{text}"
+    );
+    assert!(text.contains("lost to retention") && text.contains("unowned with lag"), "{text}");
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_is_exact_per_partition_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    lag_is_exact_on(&sqlite_url(dir.path(), "lag.db")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_is_exact_per_partition_on_postgres() {
+    let Some(pg) = postgres_url() else { return };
+    let schema = format!("ehcli_{}", unique());
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    lag_is_exact_on(&format!("{pg}{sep}schema={schema}")).await;
+    drop_postgres_schema(&pg, &schema);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_hub_input_gets_one_line_and_leaves_the_store_untouched() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path(), "untouched.db");
+    let store = eventhubs_store_cli::open::open_store_with(&url, &eventhubs_store_cli::open::OpenOptions::prepared()).await.unwrap();
+    let scope = PartitionScope::new("localhost:1", "orders", "$Default").unwrap();
+    let cp = Checkpoint::new(scope.clone(), "0", None, Some(7));
+    store.set_checkpoint(&cp, &SetCheckpointOptions::new()).await.unwrap();
+    let before = export_all(&url);
+    let port = emulator.local_addr().port();
+    let cases = [
+        (
+            format!("Endpoint=sb://localhost:{port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true"),
+            "event hub",
+        ),
+        (
+            emulator
+                .connection_string(Some("orders"))
+                .replace("SAS_KEY_VALUE", "not-the-key"),
+            "unauthorized",
+        ),
+        (
+            "Endpoint=sb://localhost:1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true;EntityPath=orders".to_owned(),
+            "unavailable",
+        ),
+    ];
+    for (cs, says) in cases {
+        let out = status(vec![url.clone()], Some(cs.clone())).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{cs}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.to_lowercase().contains(says), "{cs}: expected {says:?} in {err}");
+        assert!(!err.contains("not-the-key") && !err.contains("SAS_KEY_VALUE"), "{err}");
+    }
+    assert_eq!(export_all(&url), before, "the store is untouched");
+}
