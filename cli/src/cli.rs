@@ -181,7 +181,21 @@ pub struct StatusArgs {
     /// from `-g`). Prefer the environment variable: a command line is visible to other users.
     #[arg(long, env = "EVENTHUBS_CONNECTION_STRING", hide_env_values = true, conflicts_with_all = ["all", "namespace"])]
     pub connection_string: Option<String>,
-    /// JSON for scripts instead of a table.
+    /// Sample again every INTERVAL (default 5s) with consume and ingest rates and verdicts
+    /// judged over a window of samples; needs the connection string. Ctrl-C stops.
+    #[arg(long, num_args = 0..=1, default_missing_value = "5s", value_parser = duration_arg)]
+    pub watch: Option<Duration>,
+    /// With --watch: stop after this many samples (0: until Ctrl-C).
+    #[arg(long, default_value_t = 0, requires = "watch")]
+    pub samples: u64,
+    /// With --watch: the samples a verdict looks back over.
+    #[arg(long, default_value_t = 5, requires = "watch", value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub window: u32,
+    /// With --watch: an owned partition with lag whose checkpoint has not moved for this long
+    /// is stalled.
+    #[arg(long, default_value = "5m", value_parser = duration_arg)]
+    pub stall_after: Duration,
+    /// JSON for scripts instead of a table (with --watch: one JSON line per sample).
     #[arg(long)]
     pub json: bool,
 }

@@ -198,3 +198,96 @@ async fn bad_hub_input_gets_one_line_and_leaves_the_store_untouched() {
     }
     assert_eq!(export_all(&url), before, "the store is untouched");
 }
+
+/// `--watch` over a bounded number of samples: a partition whose checkpoint keeps its value
+/// while events arrive turns `stalled`, one set backwards between samples shows `rewound`, one
+/// keeping pace stays caught up, and the rates follow what was sent and checkpointed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_judges_stalled_rewound_and_caught_up_over_samples() {
+    use std::io::BufRead;
+    let emulator = emulator().await;
+    let client = client(&emulator).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path(), "watch.db");
+    let namespace = format!("localhost:{}", emulator.local_addr().port());
+    let scope = PartitionScope::new(&namespace, "orders", "$Default").unwrap();
+    let store = eventhubs_store_cli::open::open_store_with(&url, &eventhubs_store_cli::open::OpenOptions::prepared())
+        .await
+        .unwrap();
+    for partition in ["0", "1", "2"] {
+        let events = (0..6).map(|n| EventData::new(format!("{partition}-{n}"))).collect();
+        client.send(Some(partition), events).await.unwrap();
+    }
+    // p0 stalls at 2 while events arrive; p1 is at 5, then set back to 1; p2 keeps pace.
+    for (partition, seq) in [("0", 2), ("1", 5), ("2", 5)] {
+        let cp = Checkpoint::new(scope.clone(), partition, None, Some(seq));
+        store.set_checkpoint(&cp, &SetCheckpointOptions::new()).await.unwrap();
+    }
+    let claims: Vec<Ownership> = ["0", "1", "2", "3"]
+        .iter()
+        .map(|p| Ownership::new(scope.clone(), *p, "alpha"))
+        .collect();
+    store.claim_ownership(&claims, &ClaimOptions::default()).await.unwrap();
+
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ehstore"))
+        .env_remove("EHSTORE_NAMESPACE")
+        .env_remove("EHSTORE_EVENT_HUB")
+        .env("EVENTHUBS_CONNECTION_STRING", emulator.connection_string(Some("orders")))
+        .args([
+            "status", &url, "--watch", "400ms", "--samples", "4", "--stall-after", "700ms", "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut samples: Vec<serde_json::Value> = Vec::new();
+    while let Some(line) = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a sample within 30 s")
+    {
+        let sample: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let n = sample["sample"].as_u64().unwrap();
+        samples.push(sample);
+        // Between samples: p0 and p2 get an event; p2's checkpoint follows it; after the
+        // first sample p1's checkpoint goes back to 1.
+        for partition in ["0", "2"] {
+            client
+                .send(Some(partition), vec![EventData::new(format!("more-{n}"))])
+                .await
+                .unwrap();
+        }
+        let p2 = Checkpoint::new(scope.clone(), "2", None, Some(5 + n as i64));
+        store.set_checkpoint(&p2, &SetCheckpointOptions::new()).await.unwrap();
+        if n == 1 {
+            let back = Checkpoint::new(scope.clone(), "1", None, Some(1));
+            store.set_checkpoint(&back, &SetCheckpointOptions::new()).await.unwrap();
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success());
+    assert_eq!(samples.len(), 4, "--samples 4");
+    let verdict = |sample: &serde_json::Value, p: &str| sample["rates"][p]["verdict"].as_str().unwrap().to_owned();
+    assert_eq!(verdict(&samples[1], "1"), "rewound", "{:#}", samples[1]["rates"]);
+    assert_eq!(verdict(&samples[3], "0"), "stalled", "{:#}", samples[3]["rates"]);
+    for sample in &samples {
+        assert_eq!(verdict(sample, "2"), "caught_up", "{:#}", sample["rates"]);
+        assert_eq!(verdict(sample, "3"), "caught_up", "nothing ever sent: {:#}", sample["rates"]);
+    }
+    // Rates: p0 ingests one event per sample interval and consumes nothing; p2 consumes what
+    // it ingests.
+    let rate = |p: &str, what: &str| samples[3]["rates"][p][what].as_f64().unwrap();
+    assert!(rate("0", "ingest_per_s") > 0.0 && rate("0", "consume_per_s") == 0.0);
+    assert!(rate("2", "consume_per_s") > 0.0);
+    assert_eq!(samples[3]["scope"]["partitions"][0]["lag_events"], 6, "3..=8 wait");
+    client.close().await.unwrap();
+}

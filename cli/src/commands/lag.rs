@@ -36,6 +36,12 @@ pub enum LagState {
     UnownedWithLag,
     /// The checkpoint is older than the oldest retained event: the events between are gone.
     LostToRetention,
+    /// (`--watch`) Owned, events wait, and the checkpoint has not moved for `--stall-after`.
+    Stalled,
+    /// (`--watch`) The checkpoint moved backwards since the last sample.
+    Rewound,
+    /// (`--watch`) Owned, the checkpoint moves, and the lag did not grow across the window.
+    CatchingUp,
 }
 
 impl LagState {
@@ -46,6 +52,9 @@ impl LagState {
             LagState::Behind => "behind",
             LagState::UnownedWithLag => "unowned with lag",
             LagState::LostToRetention => "lost to retention",
+            LagState::Stalled => "stalled",
+            LagState::Rewound => "rewound",
+            LagState::CatchingUp => "catching up",
         }
     }
 }

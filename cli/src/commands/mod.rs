@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod process;
 pub mod reset;
 pub mod status;
+pub mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -75,7 +75,7 @@ pub fn ownership_state(
 }
 
 /// One partition's line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PartitionStatus {
     /// Partition id.
     pub partition_id: String,
@@ -99,7 +99,7 @@ pub struct PartitionStatus {
 }
 
 /// One scope's partitions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScopeStatus {
     /// Fully qualified namespace.
     pub namespace: String,
@@ -317,18 +317,10 @@ fn render_lag(status: &ScopeStatus) -> String {
 pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     let store = open_store_with(&args.at.store.url, &args.at.store.read()).await?;
     let mut all = Vec::new();
-    if let Some(connection_string) = &args.connection_string {
-        let client = eventhubs_client::EventHubClient::from_connection_string(
-            connection_string,
-            args.at.scope.event_hub.as_deref(),
-        )
-        .await
-        .map_err(|e| client_error(&e))?;
-        let scope = PartitionScope::new(
-            client.fully_qualified_namespace(),
-            client.event_hub(),
-            &args.at.scope.consumer_group,
-        )?;
+    if let Some(interval) = args.watch {
+        return watch(&args, store.as_ref(), interval).await;
+    }
+    if let Some((client, scope)) = hub_scope(&args).await? {
         let status = collect_with_lag(store.as_ref(), &client, &scope, args.expiry).await;
         let _ = client.close().await;
         all.push(status?);
@@ -352,6 +344,70 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
         out(text.join("\n").trim_end());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The client and the scope of `--connection-string`.
+async fn hub_scope(args: &StatusArgs) -> Result<Option<(eventhubs_client::EventHubClient, PartitionScope)>> {
+    let Some(connection_string) = &args.connection_string else {
+        return Ok(None);
+    };
+    let client =
+        eventhubs_client::EventHubClient::from_connection_string(connection_string, args.at.scope.event_hub.as_deref())
+            .await
+            .map_err(|e| client_error(&e))?;
+    let scope = PartitionScope::new(
+        client.fully_qualified_namespace(),
+        client.event_hub(),
+        &args.at.scope.consumer_group,
+    )?;
+    Ok(Some((client, scope)))
+}
+
+/// `--watch`: samples until `--samples` or Ctrl-C.
+async fn watch(args: &StatusArgs, store: &dyn CheckpointStore, interval: Duration) -> Result<ExitCode> {
+    let Some((client, scope)) = hub_scope(args).await? else {
+        return Err(eventhubs_store_core::Error::new(
+            eventhubs_store_core::ErrorKind::InvalidInput,
+            "--watch needs the hub: give --connection-string or set EVENTHUBS_CONNECTION_STRING",
+        ));
+    };
+    let mut watch = super::watch::Watch::new(args.window as usize, args.stall_after);
+    let redraw = !args.json && super::watch::redraw();
+    let mut sample = 0u64;
+    let result = loop {
+        sample += 1;
+        let taken = std::time::Instant::now();
+        let mut status = match collect_with_lag(store, &client, &scope, args.expiry).await {
+            Ok(status) => status,
+            Err(e) => break Err(e),
+        };
+        let judged = watch.sample(&mut status, taken);
+        if args.json {
+            let line = serde_json::json!({
+                "sample": sample,
+                "at": OffsetDateTime::now_utc().format(&Rfc3339).ok(),
+                "scope": status,
+                "rates": judged,
+            });
+            out(&line.to_string());
+        } else {
+            let text = super::watch::render(&status, &judged, sample);
+            if redraw {
+                out(&format!("\x1b[H\x1b[2J{}", text.trim_end()));
+            } else {
+                out(&format!("{}\n", text.trim_end()));
+            }
+        }
+        if args.samples != 0 && sample >= args.samples {
+            break Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(taken + interval)) => {}
+            _ = tokio::signal::ctrl_c() => break Ok(ExitCode::SUCCESS),
+        }
+    };
+    let _ = client.close().await;
+    result
 }
 
 #[cfg(test)]
