@@ -195,6 +195,10 @@ pub struct StatusArgs {
     /// is stalled.
     #[arg(long, default_value = "5m", value_parser = duration_arg)]
     pub stall_after: Duration,
+    /// With --watch: serve the lag of every partition (and the client's metrics) as
+    /// Prometheus text at http://ADDR/metrics, e.g. 127.0.0.1:9464.
+    #[arg(long, requires = "watch")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// JSON for scripts instead of a table (with --watch: one JSON line per sample).
     #[arg(long)]
     pub json: bool,
@@ -426,6 +430,10 @@ pub struct ProcessArgs {
     /// Ownership expires this long after its last renewal.
     #[arg(long, default_value = "60s", value_parser = duration_arg)]
     pub expiry: Duration,
+    /// Serve the Processor's metrics as Prometheus text at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9464.
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Print one JSON summary at the end instead of the table.
     #[arg(long)]
     pub json: bool,

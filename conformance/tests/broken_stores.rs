@@ -381,7 +381,10 @@ async fn suite_catches_an_outage_reported_as_not_retryable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn suite_catches_names_returned_as_written_c1() {
     let msg = failure_of(Bug::KeepsNameCase, "c1_names_are_case_insensitive").await;
-    assert!(msg.contains("rule C1") && msg.contains("lower-cased partition id"), "{msg}");
+    assert!(
+        msg.contains("rule C1") && msg.contains("lower-cased partition id"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -392,20 +395,34 @@ async fn suite_catches_stale_etags_on_renewal_c5() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn suite_catches_all_or_nothing_batches_c6() {
-    let msg = failure_of(Bug::AllOrNothingBatches, "c6_batch_claims_win_or_lose_individually").await;
+    let msg = failure_of(
+        Bug::AllOrNothingBatches,
+        "c6_batch_claims_win_or_lose_individually",
+    )
+    .await;
     assert!(msg.contains("rule C6") && msg.contains("to win alone"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn suite_catches_an_ignored_relinquish_c8() {
     let msg = failure_of(Bug::IgnoresRelinquish, "c8_relinquish_lists_empty_owner").await;
-    assert!(msg.contains("rule C8") && msg.contains("listed with owner"), "{msg}");
+    assert!(
+        msg.contains("rule C8") && msg.contains("listed with owner"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn suite_catches_hostile_names_acknowledged_but_dropped_c11() {
-    let msg = failure_of(Bug::DropsHostileNames, "c11_hostile_names_round_trip_or_are_refused").await;
-    assert!(msg.contains("rule C11") && msg.contains("every acknowledged"), "{msg}");
+    let msg = failure_of(
+        Bug::DropsHostileNames,
+        "c11_hostile_names_round_trip_or_are_refused",
+    )
+    .await;
+    assert!(
+        msg.contains("rule C11") && msg.contains("every acknowledged"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -58,7 +58,12 @@ async fn the_outage_case_is_not_applicable_without_interrupt() {
 /// In `cargo test`, a case that cannot check its rule fails and asks to be left out: "not
 /// applicable" never shows as "ok".
 #[test]
-#[should_panic(expected = "leave it out: conformance_tests!(HARNESS, except: [c12_acknowledged_writes_survive_cut_connections])")]
+#[should_panic(
+    expected = "leave it out: conformance_tests!(HARNESS, except: [c12_acknowledged_writes_survive_cut_connections])"
+)]
 fn a_case_that_cannot_apply_fails_its_test_instead_of_passing() {
-    eventhubs_conformance::run_case_blocking(&MemoryHarness, "c12_acknowledged_writes_survive_cut_connections");
+    eventhubs_conformance::run_case_blocking(
+        &MemoryHarness,
+        "c12_acknowledged_writes_survive_cut_connections",
+    );
 }

@@ -107,7 +107,12 @@ async fn garbage_after_a_valid_open_is_a_decode_error() {
         assert!(
             matches!(
                 condition.as_deref(),
-                Some("amqp:decode-error" | "amqp:connection:framing-error" | "amqp:invalid-field" | "amqp:not-allowed")
+                Some(
+                    "amqp:decode-error"
+                        | "amqp:connection:framing-error"
+                        | "amqp:invalid-field"
+                        | "amqp:not-allowed"
+                )
             ),
             "round {round}: expected a close with a decode or framing error, got {condition:?} in {:?}",
             String::from_utf8_lossy(&answer)

@@ -237,6 +237,9 @@ impl EventHubClient {
                 timed("connect", timeout, connect(&self.inner.url, &self.inner.host)).await?;
             let generation = self.inner.generations.fetch_add(1, Ordering::AcqRel) + 1;
             tracing::debug!(generation, "connected");
+            if generation > 1 {
+                crate::telemetry::reconnected(&self.inner.hub);
+            }
             *guard = Some(Amqp {
                 connection,
                 session,

@@ -13,6 +13,7 @@ pub mod processor;
 mod receiver;
 pub mod retry;
 mod sas;
+pub mod telemetry;
 
 pub use client::{EventHubClient, EventHubProperties, PartitionProperties};
 pub use connection_string::ConnectionString;

@@ -17,8 +17,8 @@ use eventhubs_client::{
 };
 use eventhubs_emulator::{Emulator, EmulatorHandle};
 use eventhubs_store_core::{
-    Capabilities, Checkpoint, CheckpointStore, ClaimOptions, Error as StoreError, Ownership,
-    PartitionScope, SetCheckpointOptions,
+    Capabilities, Checkpoint, CheckpointStore, ClaimOptions, Error as StoreError, Ownership, PartitionScope,
+    SetCheckpointOptions,
 };
 use eventhubs_store_sqlite::SqliteStore;
 
@@ -45,7 +45,10 @@ impl SlowWrites {
         self.log.lock().unwrap().clone()
     }
     fn checkpoints_written(&self) -> usize {
-        self.log().iter().filter(|l| matches!(l, Logged::Checkpoint(_))).count()
+        self.log()
+            .iter()
+            .filter(|l| matches!(l, Logged::Checkpoint(_)))
+            .count()
     }
 }
 
@@ -149,7 +152,11 @@ async fn read_and_checkpoint(client: &mut PartitionClient, n: usize) -> Vec<Rece
     let deadline = Instant::now() + WAIT;
     while events.len() < n {
         assert!(Instant::now() < deadline, "only {} of {n} events", events.len());
-        for event in client.receive_events(1, Duration::from_millis(500)).await.unwrap() {
+        for event in client
+            .receive_events(1, Duration::from_millis(500))
+            .await
+            .unwrap()
+        {
             client.checkpoint_in_background(&event).unwrap();
             events.push(event);
         }
@@ -182,17 +189,27 @@ async fn background_checkpoints_coalesce_and_closing_the_client_lands_the_last_b
         (1..30).contains(&written),
         "30 checkpoints queued during 100 ms writes must coalesce, {written} were written"
     );
-    assert_eq!(stored_sequence_number(&setup).await, Some(last), "the newest one landed");
+    assert_eq!(
+        stored_sequence_number(&setup).await,
+        Some(last),
+        "the newest one landed"
+    );
     // The cycle relinquishes the closed client's partition; the last write came before it.
     let deadline = Instant::now() + WAIT;
     while !setup.store.log().contains(&Logged::Relinquish) {
-        assert!(Instant::now() < deadline, "the closed partition was never relinquished");
+        assert!(
+            Instant::now() < deadline,
+            "the closed partition was never relinquished"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let log = setup.store.log();
     let relinquished = log.iter().position(|l| *l == Logged::Relinquish).unwrap();
     let last_write = log.iter().rposition(|l| *l == Logged::Checkpoint(last)).unwrap();
-    assert!(last_write < relinquished, "relinquished before the last checkpoint: {log:?}");
+    assert!(
+        last_write < relinquished,
+        "relinquished before the last checkpoint: {log:?}"
+    );
     p.close().await.unwrap();
 }
 
@@ -207,7 +224,10 @@ async fn closing_the_processor_lands_queued_checkpoints_before_relinquishing_c8(
     let last = events.last().unwrap().sequence_number;
     p.close().await.unwrap();
     let log = setup.store.log();
-    let relinquished = log.iter().position(|l| *l == Logged::Relinquish).expect("relinquished");
+    let relinquished = log
+        .iter()
+        .position(|l| *l == Logged::Relinquish)
+        .expect("relinquished");
     let last_write = log.iter().rposition(|l| *l == Logged::Checkpoint(last));
     assert!(
         last_write.is_some_and(|w| w < relinquished),

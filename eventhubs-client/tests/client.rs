@@ -125,7 +125,10 @@ async fn send_to_a_partition_then_receive_from_earliest() {
     let age = time::OffsetDateTime::now_utc() - event.enqueued_time;
     assert!(age < time::Duration::minutes(1), "{age}");
     // Nothing more: the next event read is the next one sent, right after it.
-    client.send(Some("0"), vec![EventData::new("next")]).await.unwrap();
+    client
+        .send(Some("0"), vec![EventData::new("next")])
+        .await
+        .unwrap();
     let next = receive_n(&mut receiver, 1).await;
     assert_eq!(bodies(&next), ["next"]);
     assert_eq!(next[0].sequence_number, 1);
@@ -187,9 +190,16 @@ async fn offset_and_sequence_number_starts_are_inclusive_or_exclusive() {
         let got = receive_n(&mut receiver, expected.len()).await;
         assert_eq!(bodies(&got), expected, "{start:?}");
         // Nothing extra (no repeat of e2): the next event read follows it directly.
-        client.send(Some("2"), vec![EventData::new("next")]).await.unwrap();
+        client
+            .send(Some("2"), vec![EventData::new("next")])
+            .await
+            .unwrap();
         let next = receive_n(&mut receiver, 1).await;
-        assert_eq!(next[0].sequence_number, got[got.len() - 1].sequence_number + 1, "{start:?}");
+        assert_eq!(
+            next[0].sequence_number,
+            got[got.len() - 1].sequence_number + 1,
+            "{start:?}"
+        );
         receiver.close().await.unwrap();
     }
     client.close().await.unwrap();

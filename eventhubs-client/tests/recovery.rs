@@ -249,10 +249,14 @@ async fn a_store_outage_shorter_than_the_expiry_stops_nothing_and_is_reported() 
     // The outage lasts until a cycle has failed on it and said so.
     let mut reported = Vec::new();
     let deadline = Instant::now() + WAIT;
-    while !reported.iter().any(
-        |e| matches!(e, ProcessorEvent::Error { error, .. } if error.kind() == ErrorKind::Unavailable),
-    ) {
-        assert!(Instant::now() < deadline, "no cycle reported the outage: {reported:?}");
+    while !reported
+        .iter()
+        .any(|e| matches!(e, ProcessorEvent::Error { error, .. } if error.kind() == ErrorKind::Unavailable))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no cycle reported the outage: {reported:?}"
+        );
         if let Ok(Ok(event)) = tokio::time::timeout(WAIT, events.recv()).await {
             reported.push(event);
         }
@@ -270,10 +274,17 @@ async fn a_store_outage_shorter_than_the_expiry_stops_nothing_and_is_reported() 
     let deadline = Instant::now() + WAIT;
     loop {
         let records = store.list_ownership(&scope).await.unwrap();
-        if records.len() == 2 && records.iter().all(|o| o.last_modified_time.is_some_and(|t| t > back)) {
+        if records.len() == 2
+            && records
+                .iter()
+                .all(|o| o.last_modified_time.is_some_and(|t| t > back))
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "no renewal after the outage: {records:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no renewal after the outage: {records:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     reported.extend(drain(&mut events));

@@ -295,7 +295,10 @@ async fn zombie_against_take_over(
     if run.refused_after == 0 {
         return Err(format!("the zombie made no write after the take-over: {run:?}"));
     }
-    let stored = taker.list_checkpoints(&scope()).await.map_err(|e| e.to_string())?;
+    let stored = taker
+        .list_checkpoints(&scope())
+        .await
+        .map_err(|e| e.to_string())?;
     let stored_seq = stored.first().and_then(|c| c.sequence_number).unwrap_or(0);
     if stored_seq > last_started_before {
         return Err(format!(
@@ -322,7 +325,10 @@ impl CheckpointStore for IgnoresFence {
     ) -> eventhubs_store_core::Result<Vec<Ownership>> {
         self.0.claim_ownership(claims, options).await
     }
-    async fn list_checkpoints(&self, scope: &PartitionScope) -> eventhubs_store_core::Result<Vec<Checkpoint>> {
+    async fn list_checkpoints(
+        &self,
+        scope: &PartitionScope,
+    ) -> eventhubs_store_core::Result<Vec<Checkpoint>> {
         self.0.list_checkpoints(scope).await
     }
     async fn set_checkpoint(

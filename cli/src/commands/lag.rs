@@ -175,7 +175,10 @@ pub async fn partition_lag(
                 let ms = u64::try_from(age.whole_milliseconds()).unwrap_or(0);
                 (Some(ms), None)
             }
-            Ok(None) => (None, Some("the first unprocessed event did not arrive in time".to_owned())),
+            Ok(None) => (
+                None,
+                Some("the first unprocessed event did not arrive in time".to_owned()),
+            ),
             Err(e) => (None, Some(e.to_string())),
         }
     };
@@ -205,7 +208,9 @@ async fn first_event(
         owner_level: None,
         prefetch: 1,
     };
-    let mut receiver = client.open_receiver(consumer_group, partition_id, options).await?;
+    let mut receiver = client
+        .open_receiver(consumer_group, partition_id, options)
+        .await?;
     let events = receiver.receive(1, FIRST_EVENT_WAIT).await;
     let _ = receiver.close().await;
     Ok(events?.first().map(|e| (e.sequence_number, e.enqueued_time)))
@@ -241,7 +246,10 @@ mod tests {
         assert_eq!(verdict(0, 0, OwnershipState::Unowned), LagState::CaughtUp);
         assert_eq!(verdict(5, 0, OwnershipState::Owned), LagState::Behind);
         assert_eq!(verdict(5, 0, OwnershipState::Expired), LagState::UnownedWithLag);
-        assert_eq!(verdict(5, 0, OwnershipState::Relinquished), LagState::UnownedWithLag);
+        assert_eq!(
+            verdict(5, 0, OwnershipState::Relinquished),
+            LagState::UnownedWithLag
+        );
         assert_eq!(verdict(0, 3, OwnershipState::Owned), LagState::LostToRetention);
     }
 }

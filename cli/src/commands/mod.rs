@@ -11,6 +11,7 @@ pub mod lag;
 pub mod legacy;
 pub mod migrate;
 pub mod process;
+pub mod prometheus;
 pub mod reset;
 pub mod status;
 pub mod watch;

@@ -35,6 +35,9 @@ struct Counts {
 /// # Errors
 /// A bad connection string or store URL, an unreachable hub or store, refused credentials.
 pub async fn run(args: ProcessArgs) -> Result<ExitCode> {
+    if let Some(addr) = args.metrics_addr {
+        super::prometheus::serve(addr)?;
+    }
     let store = open_store_with(&args.store, &OpenOptions::prepared()).await?;
     let client = EventHubClient::from_connection_string(&args.connection_string, args.hub.as_deref())
         .await

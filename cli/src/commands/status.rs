@@ -171,9 +171,15 @@ pub async fn collect_with_lag(
             if !known {
                 return Ok(None);
             }
-            partition_lag(client, scope.consumer_group(), &p.partition_id, checkpoint, p.state)
-                .await
-                .map(Some)
+            partition_lag(
+                client,
+                scope.consumer_group(),
+                &p.partition_id,
+                checkpoint,
+                p.state,
+            )
+            .await
+            .map(Some)
         }
     }))
     .await;
@@ -351,10 +357,12 @@ async fn hub_scope(args: &StatusArgs) -> Result<Option<(eventhubs_client::EventH
     let Some(connection_string) = &args.connection_string else {
         return Ok(None);
     };
-    let client =
-        eventhubs_client::EventHubClient::from_connection_string(connection_string, args.at.scope.event_hub.as_deref())
-            .await
-            .map_err(|e| client_error(&e))?;
+    let client = eventhubs_client::EventHubClient::from_connection_string(
+        connection_string,
+        args.at.scope.event_hub.as_deref(),
+    )
+    .await
+    .map_err(|e| client_error(&e))?;
     let scope = PartitionScope::new(
         client.fully_qualified_namespace(),
         client.event_hub(),
@@ -371,6 +379,9 @@ async fn watch(args: &StatusArgs, store: &dyn CheckpointStore, interval: Duratio
             "--watch needs the hub: give --connection-string or set EVENTHUBS_CONNECTION_STRING",
         ));
     };
+    if let Some(addr) = args.metrics_addr {
+        super::prometheus::serve(addr)?;
+    }
     let mut watch = super::watch::Watch::new(args.window as usize, args.stall_after);
     let redraw = !args.json && super::watch::redraw();
     let mut sample = 0u64;
@@ -382,6 +393,9 @@ async fn watch(args: &StatusArgs, store: &dyn CheckpointStore, interval: Duratio
             Err(e) => break Err(e),
         };
         let judged = watch.sample(&mut status, taken);
+        if args.metrics_addr.is_some() {
+            super::prometheus::record(&status, &judged);
+        }
         if args.json {
             let line = serde_json::json!({
                 "sample": sample,

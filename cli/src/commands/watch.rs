@@ -237,10 +237,16 @@ mod tests {
         let stall = Duration::from_secs(60);
         // The checkpoint went back: rewound, whatever else holds.
         let s = samples(&[(0, Some(50), 50), (5, Some(20), 80)]);
-        assert_eq!(judge(&s, at(&s, 1), LagState::Behind, true, stall), LagState::Rewound);
+        assert_eq!(
+            judge(&s, at(&s, 1), LagState::Behind, true, stall),
+            LagState::Rewound
+        );
         // Nothing waits.
         let s = samples(&[(0, Some(90), 10), (5, Some(100), 0)]);
-        assert_eq!(judge(&s, at(&s, 1), LagState::CaughtUp, true, stall), LagState::CaughtUp);
+        assert_eq!(
+            judge(&s, at(&s, 1), LagState::CaughtUp, true, stall),
+            LagState::CaughtUp
+        );
         // Events wait, nobody owns the partition.
         let s = samples(&[(0, Some(90), 10), (5, Some(90), 10)]);
         assert_eq!(
@@ -249,13 +255,22 @@ mod tests {
         );
         // Owned, lag, the checkpoint unchanged for longer than stall_after: stalled.
         let s = samples(&[(0, Some(90), 10), (61, Some(90), 12)]);
-        assert_eq!(judge(&s, at(&s, 0), LagState::Behind, true, stall), LagState::Stalled);
+        assert_eq!(
+            judge(&s, at(&s, 0), LagState::Behind, true, stall),
+            LagState::Stalled
+        );
         // Owned, moving, lag growing across the window: behind.
         let s = samples(&[(0, Some(10), 10), (5, Some(20), 15), (10, Some(30), 20)]);
-        assert_eq!(judge(&s, at(&s, 2), LagState::Behind, true, stall), LagState::Behind);
+        assert_eq!(
+            judge(&s, at(&s, 2), LagState::Behind, true, stall),
+            LagState::Behind
+        );
         // Owned, moving, lag shrinking: catching up.
         let s = samples(&[(0, Some(10), 30), (5, Some(25), 20), (10, Some(40), 10)]);
-        assert_eq!(judge(&s, at(&s, 2), LagState::Behind, true, stall), LagState::CatchingUp);
+        assert_eq!(
+            judge(&s, at(&s, 2), LagState::Behind, true, stall),
+            LagState::CatchingUp
+        );
         // Loss to retention outranks lag.
         let s = samples(&[(0, Some(1), 10), (5, Some(1), 10)]);
         assert_eq!(

@@ -183,7 +183,10 @@ pub async fn c11_hostile_names_round_trip_or_are_refused(ctx: &Ctx) -> CaseResul
         "every acknowledged claim, and nothing else, must be listed under its name: wrote \
          {claimed:?}, listed {listed:?}"
     );
-    if let Some(o) = owners.iter().find(|o| o.owner_id != "owner-a" || o.scope != scope) {
+    if let Some(o) = owners
+        .iter()
+        .find(|o| o.owner_id != "owner-a" || o.scope != scope)
+    {
         return Err(Failure::new("C11", format!("a claim came back mangled: {o:?}")));
     }
     let listed = ctx.checkpoints("C11", &scope).await?;
@@ -203,13 +206,19 @@ pub async fn c11_hostile_names_round_trip_or_are_refused(ctx: &Ctx) -> CaseResul
         "every acknowledged checkpoint, and nothing else, must be listed under its name with its \
          offset: wrote {expected:?}, listed {got:?}"
     );
-    if let Some(c) = listed.iter().find(|c| c.sequence_number != Some(7) || c.scope != scope) {
-        return Err(Failure::new("C11", format!("a checkpoint came back mangled: {c:?}")));
+    if let Some(c) = listed
+        .iter()
+        .find(|c| c.sequence_number != Some(7) || c.scope != scope)
+    {
+        return Err(Failure::new(
+            "C11",
+            format!("a checkpoint came back mangled: {c:?}"),
+        ));
     }
     // Hostile hub and group names: a scope either works faithfully or is refused.
     for name in hostile_names() {
-        let hostile = eventhubs_store_core::PartitionScope::new(ctx.namespace(), &name, &name)
-            .map_err(|e| {
+        let hostile =
+            eventhubs_store_core::PartitionScope::new(ctx.namespace(), &name, &name).map_err(|e| {
                 Failure::new(
                     "C11",
                     format!("PartitionScope refused the valid hub and group name {name:?}: {e}"),
@@ -258,7 +267,11 @@ async fn hostile_scope_round_trips(ctx: &Ctx, hostile: &eventhubs_store_core::Pa
             "scope {hostile} should list its one record exactly, got {owners:?}"
         );
     } else {
-        ensure!(owners.is_empty(), "C11", "refused scope {hostile} has records: {owners:?}");
+        ensure!(
+            owners.is_empty(),
+            "C11",
+            "refused scope {hostile} has records: {owners:?}"
+        );
     }
     let cp = Checkpoint::new(hostile.clone(), "0", Some("42".into()), Some(42));
     let written = match ctx
@@ -287,7 +300,11 @@ async fn hostile_scope_round_trips(ctx: &Ctx, hostile: &eventhubs_store_core::Pa
             "scope {hostile} should list its one checkpoint exactly, got {cps:?}"
         );
     } else {
-        ensure!(cps.is_empty(), "C11", "refused scope {hostile} has checkpoints: {cps:?}");
+        ensure!(
+            cps.is_empty(),
+            "C11",
+            "refused scope {hostile} has checkpoints: {cps:?}"
+        );
     }
     Ok(())
 }

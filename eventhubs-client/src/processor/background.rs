@@ -183,14 +183,20 @@ mod tests {
             let (writes, written, gate) = (Arc::clone(&writes), Arc::clone(&written), Arc::clone(&gate));
             tokio::spawn(async move {
                 writes
-                    .drain(|c| {
-                        let (written, gate) = (Arc::clone(&written), Arc::clone(&gate));
-                        async move {
-                            gate.acquire().await.map_err(|_| Error::new(ErrorKind::Closed, "gate"))?.forget();
-                            written.lock().unwrap().push(c.sequence_number);
-                            Ok(())
-                        }
-                    }, std::time::Duration::ZERO)
+                    .drain(
+                        |c| {
+                            let (written, gate) = (Arc::clone(&written), Arc::clone(&gate));
+                            async move {
+                                gate.acquire()
+                                    .await
+                                    .map_err(|_| Error::new(ErrorKind::Closed, "gate"))?
+                                    .forget();
+                                written.lock().unwrap().push(c.sequence_number);
+                                Ok(())
+                            }
+                        },
+                        std::time::Duration::ZERO,
+                    )
                     .await
             })
         };
@@ -204,7 +210,11 @@ mod tests {
         gate.add_permits(10);
         writes.flush().await.unwrap();
         writer.await.unwrap();
-        assert_eq!(*written.lock().unwrap(), vec![Some(1), Some(4)], "2 and 3 were coalesced into 4");
+        assert_eq!(
+            *written.lock().unwrap(),
+            vec![Some(1), Some(4)],
+            "2 and 3 were coalesced into 4"
+        );
         assert!(!writes.busy());
     }
 
@@ -214,10 +224,13 @@ mod tests {
         let calls = AtomicUsize::new(0);
         writes.queue(checkpoint(1));
         writes
-            .drain(|_| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Err(Error::new(ErrorKind::Unavailable, "store down")) }
-            }, Duration::ZERO)
+            .drain(
+                |_| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    async { Err(Error::new(ErrorKind::Unavailable, "store down")) }
+                },
+                Duration::ZERO,
+            )
             .await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(writes.failed().unwrap().kind(), ErrorKind::Unavailable);
@@ -227,7 +240,10 @@ mod tests {
 
         writes.queue(checkpoint(2));
         writes
-            .drain(|_| async { Err(Error::new(ErrorKind::Unavailable, "again")) }, Duration::ZERO)
+            .drain(
+                |_| async { Err(Error::new(ErrorKind::Unavailable, "again")) },
+                Duration::ZERO,
+            )
             .await;
         let (_, failed) = writes.queue(checkpoint(3));
         assert_eq!(failed.unwrap().message(), "again", "the next queue reports it");
@@ -244,19 +260,26 @@ mod tests {
             let (writes, done) = (Arc::clone(&writes), Arc::clone(&done));
             tokio::spawn(async move {
                 writes
-                    .drain(|_| {
-                        let done = Arc::clone(&done);
-                        async move {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            done.fetch_add(1, Ordering::SeqCst);
-                            Ok(())
-                        }
-                    }, Duration::ZERO)
+                    .drain(
+                        |_| {
+                            let done = Arc::clone(&done);
+                            async move {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                done.fetch_add(1, Ordering::SeqCst);
+                                Ok(())
+                            }
+                        },
+                        Duration::ZERO,
+                    )
                     .await
             })
         };
         writes.flush().await.unwrap();
-        assert_eq!(done.load(Ordering::SeqCst), 1, "flush returned before the write landed");
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            1,
+            "flush returned before the write landed"
+        );
         writer.await.unwrap();
     }
 
@@ -307,6 +330,9 @@ mod tests {
         let written = written.lock().unwrap().clone();
         assert_eq!(written.len(), 3);
         assert_eq!(written[2].0, Some(5));
-        assert!(written[2].1 - started < Duration::from_secs(120), "the flush cut the interval short");
+        assert!(
+            written[2].1 - started < Duration::from_secs(120),
+            "the flush cut the interval short"
+        );
     }
 }

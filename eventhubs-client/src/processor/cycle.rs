@@ -151,6 +151,20 @@ impl Inner {
             .filter(|record| record.owner_id == self.owner_id)
             .map(|record| record.partition_id)
             .collect();
+        let acquired: Vec<&String> = claims
+            .iter()
+            .filter(|c| !c.owner_id.is_empty() && !state.owned.contains_key(&c.partition_id))
+            .map(|c| &c.partition_id)
+            .collect();
+        let won_new = acquired.iter().filter(|id| now_owned.contains(**id)).count();
+        crate::telemetry::cycle(
+            self.client.event_hub(),
+            &self.consumer_group,
+            &self.owner_id,
+            won_new,
+            acquired.len() - won_new,
+            now_owned.len(),
+        );
         // Lost: owned before, not won now (someone else renewed or took it), or released.
         let gone: Vec<String> = state
             .owned
@@ -269,6 +283,11 @@ impl Inner {
             fenced: self.store.capabilities().fenced_checkpoints,
             lease: Arc::clone(&lease),
             background_interval: self.options.background_checkpoint_interval,
+            labels: crate::telemetry::PartitionLabels {
+                hub: self.client.event_hub().to_owned(),
+                group: self.consumer_group.clone(),
+                partition: id.clone(),
+            },
             processor: self.weak.clone(),
         };
         lease.handed.store(true, Ordering::SeqCst);

@@ -393,6 +393,7 @@ impl Inner {
     /// Marks `lease` lost for `reason` and tells the application, once.
     pub(super) fn lose(&self, partition_id: &str, lease: &Lease, reason: LossReason) {
         if lease.lose(reason) {
+            crate::telemetry::lost(self.client.event_hub(), &self.consumer_group, &reason.to_string());
             tracing::info!(owner = %self.owner_id, partition = %partition_id, %reason, "partition lost");
             let _ = self.events.send(ProcessorEvent::PartitionLost {
                 partition_id: partition_id.to_owned(),

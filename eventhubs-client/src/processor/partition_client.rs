@@ -38,6 +38,8 @@ pub struct PartitionClient {
     pub(super) lease: Arc<Lease>,
     /// The least time between two background checkpoint writes.
     pub(super) background_interval: Duration,
+    /// The hub, group and partition its metrics carry.
+    pub(super) labels: crate::telemetry::PartitionLabels,
     /// The processor, told when the client is dropped (to hand the partition out again) or a
     /// checkpoint finds another owner.
     pub(super) processor: std::sync::Weak<Inner>,
@@ -86,6 +88,9 @@ impl PartitionClient {
             return Err(Error::new(ErrorKind::Closed, "the partition client was closed"));
         };
         let result = receiver.receive(max, wait).await;
+        if let Ok(events) = &result {
+            self.labels.received(events.len());
+        }
         if let Err(e) = &result
             && let Some(processor) = self.processor.upgrade()
         {
@@ -193,6 +198,7 @@ impl PartitionClient {
             fenced: self.fenced,
             lease: Arc::clone(&self.lease),
             processor: self.processor.clone(),
+            labels: self.labels.clone(),
         }
     }
 
@@ -221,6 +227,7 @@ struct Target {
     fenced: bool,
     lease: Arc<Lease>,
     processor: std::sync::Weak<Inner>,
+    labels: crate::telemetry::PartitionLabels,
 }
 
 impl Target {
@@ -233,7 +240,10 @@ impl Target {
         } else {
             SetCheckpointOptions::new()
         };
-        match self.store.set_checkpoint(&checkpoint, &options).await {
+        let started = std::time::Instant::now();
+        let written = self.store.set_checkpoint(&checkpoint, &options).await;
+        self.labels.checkpointed(written.is_ok(), started.elapsed());
+        match written {
             Ok(()) => Ok(()),
             Err(e) => {
                 let e = Error::from(e);

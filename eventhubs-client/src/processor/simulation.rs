@@ -189,7 +189,8 @@ impl Simulation {
         self.cycles += 1;
         if together {
             let listing = self.listing();
-            let plans: Vec<Vec<Ownership>> = order.iter().map(|owner| self.plan_for(owner, &listing)).collect();
+            let plans: Vec<Vec<Ownership>> =
+                order.iter().map(|owner| self.plan_for(owner, &listing)).collect();
             for claims in plans {
                 self.claim(&claims);
             }
