@@ -93,3 +93,17 @@ pub enum StartPosition {
     /// The first event enqueued after this time.
     EnqueuedTime(OffsetDateTime),
 }
+
+/// The partition's last enqueued event, as the service reported it with an event received by a
+/// receiver that asked for it (its runtime metric).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastEnqueuedEventProperties {
+    /// The last enqueued event's sequence number.
+    pub sequence_number: i64,
+    /// Its offset.
+    pub offset: Option<String>,
+    /// When it was enqueued.
+    pub enqueued_time: Option<OffsetDateTime>,
+    /// When the service read these properties.
+    pub retrieval_time: Option<OffsetDateTime>,
+}

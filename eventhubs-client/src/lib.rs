@@ -18,7 +18,7 @@ pub mod telemetry;
 pub use client::{EventHubClient, EventHubProperties, PartitionProperties};
 pub use connection_string::ConnectionString;
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use event::{BodyType, EventData, ReceivedEvent, StartPosition};
+pub use event::{BodyType, EventData, LastEnqueuedEventProperties, ReceivedEvent, StartPosition};
 pub use processor::{
     LoadBalancingStrategy, LossReason, PartitionClient, Processor, ProcessorEvent, ProcessorOptions,
 };

@@ -14,10 +14,10 @@ use serde_amqp::descriptor::Descriptor;
 use tracing::Instrument;
 
 use crate::amqp::errors::amqp_error;
-use crate::amqp::message::received;
+use crate::amqp::message::{last_enqueued, received};
 use crate::client::EventHubClient;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{ReceivedEvent, StartPosition};
+use crate::event::{LastEnqueuedEventProperties, ReceivedEvent, StartPosition};
 use crate::retry::timed;
 
 /// The filter the service reads the start position from.
@@ -37,6 +37,10 @@ pub struct ReceiverOptions {
     pub owner_level: Option<i64>,
     /// How many events the link may have in flight (link credit, at least 1).
     pub prefetch: u32,
+    /// Ask the service for the partition's last enqueued event with every event (its runtime
+    /// metric): see [`PartitionReceiver::last_enqueued_event_properties`]. Default `false`, as
+    /// in the official SDKs.
+    pub track_last_enqueued_event_properties: bool,
 }
 
 impl Default for ReceiverOptions {
@@ -46,9 +50,13 @@ impl Default for ReceiverOptions {
             start: StartPosition::Latest,
             owner_level: None,
             prefetch: 300,
+            track_last_enqueued_event_properties: false,
         }
     }
 }
+
+/// The capability asking for the partition's runtime metric with every event.
+const RUNTIME_METRIC: &str = "com.microsoft:enable-receiver-runtime-metric";
 
 /// Decides, before every attach after the first, whether the receiver may attach again
 /// (a Processor's partition client refuses once its ownership is gone).
@@ -75,6 +83,8 @@ pub struct PartitionReceiver {
     /// Links attached again after a failure.
     recoveries: u64,
     guard: Option<AttachGuard>,
+    /// The partition's last enqueued event, as the last event received reported it.
+    last_enqueued: Option<LastEnqueuedEventProperties>,
 }
 
 impl std::fmt::Debug for PartitionReceiver {
@@ -146,6 +156,7 @@ impl PartitionReceiver {
             last: None,
             pending: None,
             recoveries: 0,
+            last_enqueued: None,
             guard: None,
         };
         let retry = receiver.client.retry_options().clone();
@@ -215,6 +226,9 @@ impl PartitionReceiver {
             .source(source)
             .target(format!("eventhubs-client-{}", uuid::Uuid::new_v4()))
             .credit_mode(CreditMode::Auto(self.options.prefetch.max(1)));
+        if self.options.track_last_enqueued_event_properties {
+            builder = builder.add_desired_capabilities(RUNTIME_METRIC);
+        }
         if let Some(level) = self.options.owner_level {
             let mut properties = Fields::new();
             properties.insert(Symbol::from(EPOCH), Value::Long(level));
@@ -240,6 +254,14 @@ impl PartitionReceiver {
             }
             Err(e) => Err(self.client.failed(generation, e).await),
         }
+    }
+
+    /// The partition's last enqueued event as of the last event received, when the receiver
+    /// was opened with [`ReceiverOptions::track_last_enqueued_event_properties`]; `None`
+    /// before the first event (or without tracking). How far this receiver is behind the
+    /// partition: `last_enqueued.sequence_number − last received sequence number`.
+    pub fn last_enqueued_event_properties(&self) -> Option<&LastEnqueuedEventProperties> {
+        self.last_enqueued.as_ref()
     }
 
     /// The partition this receiver reads.
@@ -307,6 +329,9 @@ impl PartitionReceiver {
                         match delivery {
                             Ok(delivery) => {
                                 let event = received(&self.partition_id, delivery.message());
+                                if let Some(latest) = last_enqueued(delivery.message()) {
+                                    self.last_enqueued = Some(latest);
+                                }
                                 // A failed accept means the link is gone; the event is in hand
                                 // all the same, and the next link starts after it.
                                 if let Err(e) = link.accept(&delivery).await {

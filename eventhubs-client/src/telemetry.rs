@@ -12,6 +12,7 @@
 //! | `messaging.eventhubs.ownership.claims` | counter | claims | hub, group, `outcome` (`won`, `lost`) | claims of partitions the processor did not own |
 //! | `messaging.eventhubs.partitions.owned` | gauge | partitions | hub, group, `owner` | partitions the processor owns after its last cycle |
 //! | `messaging.eventhubs.partitions.lost` | counter | partitions | hub, group, `reason` | partitions lost (stolen, expired, released, shutdown) |
+//! | `messaging.eventhubs.receive.lag` | gauge | events | hub, group, partition | the partition's last enqueued sequence number − the last one handed to the application (from the receiver's runtime metric) |
 //! | `messaging.eventhubs.reconnects` | counter | connections | `messaging.destination.name` | connections opened again after one broke |
 
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub const CLAIMS: &str = "messaging.eventhubs.ownership.claims";
 pub const PARTITIONS_OWNED: &str = "messaging.eventhubs.partitions.owned";
 /// Partitions lost, by reason.
 pub const PARTITIONS_LOST: &str = "messaging.eventhubs.partitions.lost";
+/// The partition's last enqueued sequence number − the last one handed to the application.
+pub const RECEIVE_LAG: &str = "messaging.eventhubs.receive.lag";
 /// Connections opened again after one broke.
 pub const RECONNECTS: &str = "messaging.eventhubs.reconnects";
 
@@ -66,6 +69,11 @@ pub fn describe() {
         metrics::Unit::Count,
         "Partitions lost, by reason"
     );
+    metrics::describe_gauge!(
+        RECEIVE_LAG,
+        metrics::Unit::Count,
+        "Events enqueued after the last one handed to the application"
+    );
     metrics::describe_counter!(
         RECONNECTS,
         metrics::Unit::Count,
@@ -92,6 +100,10 @@ impl PartitionLabels {
 
     pub(crate) fn received(&self, events: usize) {
         metrics::counter!(EVENTS_RECEIVED, &self.labels()).increment(events as u64);
+    }
+
+    pub(crate) fn receive_lag(&self, events: i64) {
+        metrics::gauge!(RECEIVE_LAG, &self.labels()).set(events.max(0) as f64);
     }
 
     pub(crate) fn checkpointed(&self, ok: bool, took: Duration) {

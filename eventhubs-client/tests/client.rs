@@ -278,6 +278,7 @@ async fn a_higher_owner_level_takes_the_partition() {
         start: StartPosition::Earliest,
         owner_level: Some(level),
         prefetch: 10,
+        ..ReceiverOptions::default()
     };
     let mut first = client.open_receiver("cg1", "0", owned(1)).await.unwrap();
     let mut second = client.open_receiver("cg1", "0", owned(2)).await.unwrap();
@@ -415,4 +416,43 @@ async fn debug_never_shows_the_key_and_closed_clients_refuse_work() {
     let err = clone.properties().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Closed);
     clone.close().await.unwrap();
+}
+
+/// With `track_last_enqueued_event_properties`, every event carries the partition's last
+/// enqueued event (the service's runtime metric); without it, nothing does.
+#[tokio::test]
+async fn last_enqueued_event_properties_come_with_events_when_asked() {
+    let emulator = start().await;
+    let client = client(&emulator).await;
+    let events = (0..5).map(|n| EventData::new(format!("e{n}"))).collect();
+    client.send(Some("1"), events).await.unwrap();
+    let tracked = ReceiverOptions {
+        start: StartPosition::Earliest,
+        track_last_enqueued_event_properties: true,
+        ..ReceiverOptions::default()
+    };
+    let mut receiver = client.open_receiver("$default", "1", tracked).await.unwrap();
+    assert_eq!(
+        receiver.last_enqueued_event_properties(),
+        None,
+        "nothing before the first event"
+    );
+    let got = receive_n(&mut receiver, 2).await;
+    let latest = receiver.last_enqueued_event_properties().cloned().unwrap();
+    assert_eq!(latest.sequence_number, 4);
+    assert_eq!(
+        latest.sequence_number - got[1].sequence_number,
+        3,
+        "three events behind"
+    );
+    assert!(latest.offset.is_some() && latest.enqueued_time.is_some() && latest.retrieval_time.is_some());
+    receiver.close().await.unwrap();
+
+    let mut plain = client
+        .open_receiver("$default", "1", options(StartPosition::Earliest))
+        .await
+        .unwrap();
+    receive_n(&mut plain, 2).await;
+    assert_eq!(plain.last_enqueued_event_properties(), None);
+    client.close().await.unwrap();
 }

@@ -83,6 +83,7 @@ async fn a_processor_s_metrics_follow_what_it_claims_reads_and_checkpoints() {
     processor.start().await.unwrap();
     let mut read = 0;
     let mut checkpoints = 0;
+    let mut clients = Vec::new();
     for _ in 0..4 {
         let mut client = tokio::time::timeout(Duration::from_secs(15), processor.next_partition_client())
             .await
@@ -103,7 +104,10 @@ async fn a_processor_s_metrics_follow_what_it_claims_reads_and_checkpoints() {
             }
         }
         read += got;
-        std::mem::forget(client); // kept: no hand-out again
+        // Caught up with the partition: nothing enqueued after the last event read.
+        let latest = client.last_enqueued_event_properties().unwrap().sequence_number;
+        assert_eq!(latest, 4, "partition {}", client.partition_id());
+        clients.push(client); // kept: no hand-out again
     }
     let snap = snapshot(&snapshotter);
     let hub = [(telemetry::HUB, "orders"), (telemetry::GROUP, "$Default")];
@@ -131,9 +135,26 @@ async fn a_processor_s_metrics_follow_what_it_claims_reads_and_checkpoints() {
         owned as f64,
         "claims won = partitions owned"
     );
+    for p in ["0", "1", "2", "3"] {
+        let labels = [hub[0], hub[1], (telemetry::PARTITION, p)];
+        let recorded = snap.iter().any(|(key, _, _, _)| {
+            key.key().name() == telemetry::RECEIVE_LAG
+                && key
+                    .key()
+                    .labels()
+                    .any(|l| l.key() == telemetry::PARTITION && l.value() == p)
+        });
+        assert!(recorded, "no receive lag recorded for partition {p}");
+        assert_eq!(
+            value(&snap, telemetry::RECEIVE_LAG, &labels),
+            0.0,
+            "partition {p} is caught up"
+        );
+    }
     let gauge = [hub[0], hub[1], ("owner", "metered")];
     assert_eq!(value(&snap, telemetry::PARTITIONS_OWNED, &gauge), 4.0);
 
+    drop(clients);
     processor.close().await.unwrap();
     let snap = snapshot(&snapshotter);
     let shutdown = [hub[0], hub[1], ("reason", "shutdown")];

@@ -207,6 +207,7 @@ async fn first_event(
         start,
         owner_level: None,
         prefetch: 1,
+        ..ReceiverOptions::default()
     };
     let mut receiver = client
         .open_receiver(consumer_group, partition_id, options)

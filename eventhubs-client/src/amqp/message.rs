@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::amqp::errors::{Failure, classify};
 use crate::error::{Error, Result};
-use crate::event::{BodyType, EventData, ReceivedEvent};
+use crate::event::{BodyType, EventData, LastEnqueuedEventProperties, ReceivedEvent};
 
 /// The message format of an Event Hubs batch: each data section is one encoded message.
 pub(crate) const BATCH_FORMAT: u32 = 0x8001_3700;
@@ -70,6 +70,25 @@ pub(crate) fn timestamp(value: &Value) -> Option<OffsetDateTime> {
         Value::Timestamp(t) => time_from_ms(t.milliseconds()),
         other => as_i64(other).and_then(time_from_ms),
     }
+}
+
+/// The partition's last enqueued event from a delivery's annotations (the runtime metric a
+/// receiver asks for), if the delivery carries it.
+pub(crate) fn last_enqueued(message: &Message<Body<Value>>) -> Option<LastEnqueuedEventProperties> {
+    let annotations = message.delivery_annotations.as_ref()?;
+    let get = |key: &str| annotations.0.get(&OwnedKey::Symbol(Symbol::from(key)));
+    let sequence_number = get("last_enqueued_sequence_number").and_then(as_i64)?;
+    let offset = match get("last_enqueued_offset") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => as_i64(other).map(|v| v.to_string()),
+        None => None,
+    };
+    Some(LastEnqueuedEventProperties {
+        sequence_number,
+        offset,
+        enqueued_time: get("last_enqueued_time_utc").and_then(timestamp),
+        retrieval_time: get("runtime_info_retrieval_time_utc").and_then(timestamp),
+    })
 }
 
 /// A delivered message as a [`ReceivedEvent`] of `partition_id`.

@@ -247,6 +247,7 @@ impl Inner {
             start: start.clone(),
             owner_level: self.options.owner_level,
             prefetch: self.options.prefetch,
+            track_last_enqueued_event_properties: self.options.track_last_enqueued_event_properties,
         };
         let mut receiver = match self
             .client
@@ -283,6 +284,7 @@ impl Inner {
             fenced: self.store.capabilities().fenced_checkpoints,
             lease: Arc::clone(&lease),
             background_interval: self.options.background_checkpoint_interval,
+            last_received: None,
             labels: crate::telemetry::PartitionLabels {
                 hub: self.client.event_hub().to_owned(),
                 group: self.consumer_group.clone(),

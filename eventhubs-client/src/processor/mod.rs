@@ -68,6 +68,10 @@ pub struct ProcessorOptions {
     /// processor and [`PartitionClient::flush_checkpoints`] write at once. `Duration::ZERO`
     /// writes as fast as the store answers.
     pub background_checkpoint_interval: Duration,
+    /// Ask the service for each partition's last enqueued event with every event (default
+    /// `true`): [`PartitionClient::last_enqueued_event_properties`] and the receive-lag metric
+    /// (`messaging.eventhubs.receive.lag`) come from it.
+    pub track_last_enqueued_event_properties: bool,
 }
 
 impl Default for ProcessorOptions {
@@ -82,6 +86,7 @@ impl Default for ProcessorOptions {
             owner_id: None,
             close_timeout: Duration::from_secs(10),
             background_checkpoint_interval: Duration::from_secs(1),
+            track_last_enqueued_event_properties: true,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct PartitionClient {
     pub(super) background_interval: Duration,
     /// The hub, group and partition its metrics carry.
     pub(super) labels: crate::telemetry::PartitionLabels,
+    /// The sequence number of the last event handed to the application.
+    pub(super) last_received: Option<i64>,
     /// The processor, told when the client is dropped (to hand the partition out again) or a
     /// checkpoint finds another owner.
     pub(super) processor: std::sync::Weak<Inner>,
@@ -61,6 +63,13 @@ impl PartitionClient {
     /// The partition id.
     pub fn partition_id(&self) -> &str {
         &self.partition_id
+    }
+
+    /// The partition's last enqueued event as of the last event received (with
+    /// [`ProcessorOptions::track_last_enqueued_event_properties`](super::ProcessorOptions::track_last_enqueued_event_properties),
+    /// the default): how far this client is behind the partition.
+    pub fn last_enqueued_event_properties(&self) -> Option<&crate::LastEnqueuedEventProperties> {
+        self.receiver.as_ref()?.last_enqueued_event_properties()
     }
 
     /// Where this client started reading: right after the partition's checkpoint, or the
@@ -90,6 +99,14 @@ impl PartitionClient {
         let result = receiver.receive(max, wait).await;
         if let Ok(events) = &result {
             self.labels.received(events.len());
+            if let Some(last) = events.last() {
+                self.last_received = Some(last.sequence_number);
+            }
+            if let (Some(latest), Some(received)) =
+                (receiver.last_enqueued_event_properties(), self.last_received)
+            {
+                self.labels.receive_lag(latest.sequence_number - received);
+            }
         }
         if let Err(e) = &result
             && let Some(processor) = self.processor.upgrade()
