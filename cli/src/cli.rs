@@ -58,6 +58,27 @@ pub enum Command {
     Process(ProcessArgs),
     /// Run the Event Hubs emulator in the foreground and print its connection string.
     Emulator(EmulatorArgs),
+    /// Serve KEDA's external-scaler gRPC protocol over any store: autoscale Processors on
+    /// Kubernetes from their checkpoints' lag.
+    KedaScaler(KedaScalerArgs),
+}
+
+/// `ehstore keda-scaler`.
+#[derive(Debug, Args)]
+pub struct KedaScalerArgs {
+    /// The gRPC address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "0.0.0.0:6000")]
+    pub listen: std::net::SocketAddr,
+    /// How often each ScaledObject's lag is collected in the background.
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub collect_every: Duration,
+    /// An owned partition with lag whose checkpoint has not moved for this long is stalled
+    /// (logged and exported).
+    #[arg(long, default_value = "5m", value_parser = duration_arg)]
+    pub stall_after: Duration,
+    /// Serve the collected lag as Prometheus text at http://ADDR/metrics.
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// A store URL and how to reach it.

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod emulator;
 pub mod export;
 pub mod import;
+pub mod keda;
 pub mod lag;
 pub mod legacy;
 pub mod migrate;
@@ -43,6 +44,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Demo(a) => demo::run(a).await,
         Command::Process(a) => process::run(a).await,
         Command::Emulator(a) => emulator::run(a).await,
+        Command::KedaScaler(a) => keda::run(a).await,
     }
 }
 
