@@ -343,3 +343,32 @@ async fn bad_metadata_is_named_and_writes_nothing() {
     assert!(!dir.path().join("missing.db").exists(), "no store was created");
     drop(store);
 }
+
+/// Kubernetes stops pods with SIGTERM: the scaler stops serving and exits cleanly.
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_scaler_cleanly() {
+    let mut scaler = start_scaler(&[]);
+    let pid = scaler.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = scaler.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 15 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        std::net::TcpStream::connect(&scaler.addr).is_err(),
+        "nothing listens any more"
+    );
+}

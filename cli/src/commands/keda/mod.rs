@@ -44,35 +44,38 @@ pub async fn run(args: KedaScalerArgs) -> Result<ExitCode> {
     health
         .set_serving::<proto::external_scaler_server::ExternalScalerServer<Scaler>>()
         .await;
+    // Listening for SIGTERM before saying we serve: a stop sent right after cannot kill us.
+    let stop = stop()?;
     out(&format!("KEDA external scaler listening on {local}"));
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(proto::external_scaler_server::ExternalScalerServer::new(scaler))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop())
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop)
         .await
         .map_err(|e| Error::new(ErrorKind::Unavailable, format!("serving gRPC: {e}")))?;
     out("KEDA external scaler stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
-async fn stop() {
+/// A future resolving on SIGTERM (what Kubernetes sends) or Ctrl-C; the handlers are installed
+/// now.
+fn stop() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("installing the SIGTERM handler: {e}"),
+            )
+        })?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
             _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = ctrl_c => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    })
 }
