@@ -169,8 +169,21 @@ pub async fn partition_lag(
             sequence_number: start,
             inclusive: true,
         };
-        match first_event(client, consumer_group, partition_id, at).await {
-            Ok(Some((_, enqueued))) => {
+        let key = (
+            client.fully_qualified_namespace().to_owned(),
+            client.event_hub().to_owned(),
+            partition_id.to_owned(),
+            start,
+        );
+        let found = match enqueued_times().get(&key) {
+            Some(enqueued) => Ok(Some((start, enqueued))),
+            None => first_event(client, consumer_group, partition_id, at).await,
+        };
+        match found {
+            Ok(Some((sequence_number, enqueued))) => {
+                if sequence_number == start {
+                    enqueued_times().insert(key, enqueued);
+                }
                 let age = OffsetDateTime::now_utc() - enqueued;
                 let ms = u64::try_from(age.whole_milliseconds()).unwrap_or(0);
                 (Some(ms), None)
@@ -194,6 +207,36 @@ pub async fn partition_lag(
         lag_state: verdict(lag_events, lost, ownership),
         lag_time_error,
     })
+}
+
+/// (namespace, hub, partition, sequence number) → enqueued time.
+type EventKey = (String, String, String, i64);
+
+/// Enqueued times already read: an event's enqueued time never changes, so a `--watch` or a
+/// KEDA collection whose checkpoint has not moved reads the first unprocessed event once, not
+/// at every sample. Bounded: emptied when it reaches [`ENQUEUED_TIMES_MAX`] entries.
+#[derive(Debug, Default)]
+struct EnqueuedTimes(std::sync::Mutex<std::collections::HashMap<EventKey, OffsetDateTime>>);
+
+const ENQUEUED_TIMES_MAX: usize = 100_000;
+
+impl EnqueuedTimes {
+    fn get(&self, key: &EventKey) -> Option<OffsetDateTime> {
+        crate::commands::lock(&self.0).get(key).copied()
+    }
+
+    fn insert(&self, key: EventKey, enqueued: OffsetDateTime) {
+        let mut map = crate::commands::lock(&self.0);
+        if map.len() >= ENQUEUED_TIMES_MAX {
+            map.clear();
+        }
+        map.insert(key, enqueued);
+    }
+}
+
+fn enqueued_times() -> &'static EnqueuedTimes {
+    static TIMES: std::sync::OnceLock<EnqueuedTimes> = std::sync::OnceLock::new();
+    TIMES.get_or_init(EnqueuedTimes::default)
 }
 
 /// The sequence number and enqueued time of the first event at `start`, if one arrives.
