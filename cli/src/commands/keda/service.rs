@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use tokio::sync::Mutex;
@@ -21,9 +21,13 @@ use super::proto::{
 /// Where the scaler reads the secrets the metadata names.
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// A ScaledObject: its Kubernetes namespace and name, and what its metadata asks for.
+type ObjectKey = (String, String, ScalerConfig);
+
 /// The scaler: its collections and how often they sample.
 pub struct Scaler {
-    collectors: Mutex<HashMap<(String, String, ScalerConfig), Arc<Collector>>>,
+    /// Each ScaledObject's collection and when KEDA last asked for it.
+    collectors: Mutex<HashMap<ObjectKey, (Arc<Collector>, Instant)>>,
     every: Duration,
     stall_after: Duration,
     env: EnvLookup,
@@ -47,15 +51,28 @@ impl Scaler {
         let config = parse(&object.scaler_metadata, move |var| env(var))?;
         let key = (object.namespace.clone(), object.name.clone(), config.clone());
         let mut collectors = self.collectors.lock().await;
-        if let Some(collector) = collectors.get(&key) {
+        let now = Instant::now();
+        // A ScaledObject KEDA stopped asking about (deleted, or its metadata changed) stops
+        // being collected; an open StreamIsActive keeps its collection alive by itself.
+        evict_idle(&mut collectors, now, IDLE);
+        if let Some((collector, used)) = collectors.get_mut(&key) {
+            *used = now;
             return Ok((config, Arc::clone(collector)));
         }
         // A ScaledObject whose metadata changed gets a new collection; the old one stops.
         collectors.retain(|(ns, name, _), _| !(ns == &object.namespace && name == &object.name));
         let collector = Arc::new(Collector::start(&config, self.every, self.stall_after).await?);
-        collectors.insert(key, Arc::clone(&collector));
+        collectors.insert(key, (Arc::clone(&collector), now));
         Ok((config, collector))
     }
+}
+
+/// A collection nobody asked for in this long stops (KEDA polls every 30 s by default).
+const IDLE: Duration = Duration::from_secs(600);
+
+/// Drops the entries of `map` last used more than `idle` before `now`.
+fn evict_idle<K, V>(map: &mut HashMap<K, (V, Instant)>, now: Instant, idle: Duration) {
+    map.retain(|_, (_, used)| now.saturating_duration_since(*used) <= idle);
 }
 
 /// The metric's name for `config` (what KEDA shows in the HPA).
@@ -173,6 +190,16 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn collections_nobody_asked_for_lately_are_dropped() {
+        let start = Instant::now();
+        let mut map: HashMap<&str, ((), Instant)> = HashMap::new();
+        map.insert("polled", ((), start + Duration::from_secs(590)));
+        map.insert("deleted", ((), start));
+        evict_idle(&mut map, start + Duration::from_secs(601), IDLE);
+        assert_eq!(map.keys().copied().collect::<Vec<_>>(), vec!["polled"]);
+    }
 
     #[test]
     fn the_total_is_capped_at_threshold_times_partitions_as_keda_caps_it() {
