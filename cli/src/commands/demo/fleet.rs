@@ -39,6 +39,8 @@ pub struct DemoProcessor {
     tasks: JoinSet<()>,
     /// The task narrating the processor's events.
     narration: tokio::task::JoinHandle<()>,
+    /// Tells the narration to stop once it has told every event already sent.
+    caught_up: Option<tokio::sync::oneshot::Sender<()>>,
     /// Partition clients kept by a processor that crashed (the zombie's).
     kept: Arc<Mutex<Vec<PartitionClient>>>,
     crashed: Arc<std::sync::atomic::AtomicBool>,
@@ -74,8 +76,19 @@ impl DemoProcessor {
         // Narrate the processor's own events.
         let mut events = processor.events();
         let (who, n) = (name.to_owned(), narrator.clone());
+        let (caught_up, mut stop) = tokio::sync::oneshot::channel::<()>();
         let narration = tokio::spawn(async move {
-            while let Ok(event) = events.recv().await {
+            loop {
+                // Events first: once told to stop, it still tells what was already sent.
+                let event = tokio::select! {
+                    biased;
+                    event = events.recv() => match event {
+                        Ok(event) => event,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = &mut stop => break,
+                };
                 match event {
                     ProcessorEvent::PartitionLost { partition_id, reason } => {
                         n.say(&who, &format!("lost partition {partition_id} ({reason})"))
@@ -127,6 +140,7 @@ impl DemoProcessor {
             tally,
             tasks,
             narration,
+            caught_up: Some(caught_up),
             kept,
             crashed,
         })
@@ -163,7 +177,16 @@ impl DemoProcessor {
             }
         }
         self.tasks.abort_all();
-        self.narration.abort();
+        // The losses on shutdown were sent before close returned: let them be told.
+        if let Some(caught_up) = self.caught_up.take() {
+            let _ = caught_up.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.narration)
+            .await
+            .is_err()
+        {
+            self.narration.abort();
+        }
         Ok(self.tally)
     }
 }
