@@ -268,3 +268,29 @@ async fn shutdown_closes_clients_with_an_error() {
     let rest = read_to_close(&mut stream).await;
     assert_eq!(close_condition(&rest).as_deref(), Some("amqp:connection:forced"));
 }
+
+/// A frame holding an array of 2^32 - 1 nulls in 10 bytes (48 bytes in all, before any
+/// authentication) once kept a worker busy for seconds: it is now a decode error at once, and
+/// the emulator serves others. (Two workers: a worker stuck decoding must not stop the test's
+/// own clock.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_array_of_billions_of_nulls_is_a_decode_error() {
+    let emulator = start().await;
+    let mut stream = TcpStream::connect(emulator.local_addr()).await.unwrap();
+    let mut bytes = AMQP_HEADER.to_vec();
+    // A valid open, then a begin whose one field is an array32 of 0xffffffff nulls (10 bytes).
+    bytes.extend(frame(0, OPEN));
+    let begin = [
+        0x00, 0x53, 0x11, 0xc0, 11, 1, 0xf0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x40,
+    ];
+    bytes.extend(frame(0, &begin));
+    stream.write_all(&bytes).await.unwrap();
+    let answer = read_to_close(&mut stream).await;
+    assert_eq!(
+        close_condition(&answer).as_deref(),
+        Some("amqp:decode-error"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    still_serving(&emulator, "after-nulls").await;
+}

@@ -7,6 +7,11 @@
 /// Deepest nesting of described/list/map/array values accepted from a client.
 pub const MAX_DEPTH: usize = 48;
 
+/// Most elements of an array whose elements take no bytes (null, true, false, uint 0, ulong 0,
+/// the empty list): their count is not bounded by the bytes present, so it is capped here, or
+/// a 48-byte frame could make a decoder loop (or allocate) billions of times.
+pub const MAX_ZERO_WIDTH_ELEMENTS: usize = 4096;
+
 /// Why bytes are not a well-formed AMQP value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
@@ -156,14 +161,45 @@ fn array(
         at += 1;
     }
     let element = u8::try_from(code).map_err(|_| CodecError::BadFormatCode(0xff))?;
-    for _ in 0..count {
-        let rest = region.get(at..).ok_or(CodecError::Truncated)?;
-        at += body_len(element, rest, depth + 1)?;
+    match fixed_width(element) {
+        // Work bounded by the bytes present: fixed-width bodies are counted, not walked.
+        Some(0) if count > MAX_ZERO_WIDTH_ELEMENTS => {
+            return Err(CodecError::Unexpected("array of too many zero-width elements"));
+        }
+        Some(width) => {
+            at = count
+                .checked_mul(width)
+                .and_then(|n| n.checked_add(at))
+                .ok_or(CodecError::Truncated)?;
+            if at > region.len() {
+                return Err(CodecError::Truncated);
+            }
+        }
+        // Variable-width bodies take at least one byte each: the walk ends with the bytes.
+        None => {
+            for _ in 0..count {
+                let rest = region.get(at..).ok_or(CodecError::Truncated)?;
+                at += body_len(element, rest, depth + 1)?;
+            }
+        }
     }
     if at != total {
         return Err(CodecError::Unexpected("array size does not match its elements"));
     }
     Ok(total)
+}
+
+/// The body width of a fixed-width format code, `None` for variable-width ones.
+fn fixed_width(code: u8) -> Option<usize> {
+    match code {
+        0x40..=0x45 => Some(0),
+        0x50..=0x56 => Some(1),
+        0x60 | 0x61 => Some(2),
+        0x70..=0x74 => Some(4),
+        0x80..=0x84 => Some(8),
+        0x94 | 0x98 => Some(16),
+        _ => None,
+    }
 }
 
 /// The numeric descriptor of the described value at the start of `bytes`, if it has one.
@@ -225,6 +261,22 @@ mod tests {
             }
             let _ = value_len(&buf);
         }
+    }
+
+    #[test]
+    fn arrays_cost_work_bounded_by_their_bytes() {
+        // 2^32 - 1 nulls in 10 bytes: refused at once, not walked (it took ~8 s before).
+        let nulls = [0xf0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x40];
+        assert!(matches!(value_len(&nulls), Err(CodecError::Unexpected(_))));
+        // A few zero-width elements are fine; so are fixed-width ones counted by multiplication.
+        assert_eq!(value_len(&[0xe0, 2, 3, 0x40]), Ok(4));
+        assert_eq!(value_len(&[0xe0, 10, 2, 0x70, 0, 0, 0, 1, 0, 0, 0, 2]), Ok(12));
+        // A count the bytes cannot hold is truncated, whatever the width.
+        assert_eq!(
+            value_len(&[0xf0, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff, 0x70, 0, 0, 0, 1]),
+            Err(CodecError::Truncated)
+        );
+        assert!(value_len(&[0xe0, 3, 200, 0xa1, 1, b'x']).is_err());
     }
 
     #[test]
