@@ -261,7 +261,8 @@ async fn a_crashed_processor_loses_its_partitions_once_they_expire_and_cannot_re
     let crashed_records = store.list_ownership(&scope(&emulator)).await.unwrap();
     let heir = processor(&emulator, &store, "heir", LoadBalancingStrategy::Greedy, expiry).await;
     let mut heirs = take_clients(&heir, 2).await;
-    // Judged on the store's clock: the heir claimed each record only once it had expired.
+    // Judged on the store's clock (last_modified_time, C5): the heir claimed each record only
+    // once it had expired.
     let heir_records = store.list_ownership(&scope(&emulator)).await.unwrap();
     for crashed in &crashed_records {
         let heir = heir_records

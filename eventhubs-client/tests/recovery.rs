@@ -264,7 +264,8 @@ async fn a_store_outage_shorter_than_the_expiry_stops_nothing_and_is_reported() 
     store.down.store(false, Ordering::SeqCst);
     let back = time::OffsetDateTime::now_utc();
     partition.update_checkpoint(&got[4]).await.unwrap();
-    // Then until a cycle after it renewed both partitions.
+    // Then until a cycle after it renewed both partitions (a renewal restamps
+    // last_modified_time from the store's clock, C5; the in-memory store's is the system's).
     let scope = eventhubs_store_core::PartitionScope::new(
         format!("localhost:{}", emulator.local_addr().port()),
         HUB,

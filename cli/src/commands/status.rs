@@ -126,9 +126,30 @@ pub async fn collect(
         scope,
         &owners,
         &checkpoints,
+        &[],
         OffsetDateTime::now_utc(),
         expiry,
     ))
+}
+
+/// Why [`collect_with_lag`] failed: the store or the hub, each with its own error.
+#[derive(Debug, thiserror::Error)]
+pub enum LagError {
+    /// The checkpoint store.
+    #[error(transparent)]
+    Store(#[from] eventhubs_store_core::Error),
+    /// The event hub.
+    #[error("event hubs: {0}")]
+    Hub(#[from] eventhubs_client::Error),
+}
+
+impl From<LagError> for eventhubs_store_core::Error {
+    fn from(e: LagError) -> Self {
+        match e {
+            LagError::Store(e) => e,
+            LagError::Hub(e) => client_error(&e),
+        }
+    }
 }
 
 /// [`collect`] plus the hub's side: every partition of the hub (and any other the store
@@ -141,29 +162,18 @@ pub async fn collect_with_lag(
     client: &eventhubs_client::EventHubClient,
     scope: &PartitionScope,
     expiry: Duration,
-) -> Result<ScopeStatus> {
-    let hub = client.properties().await.map_err(|e| client_error(&e))?;
+) -> std::result::Result<ScopeStatus, LagError> {
+    let hub = client.properties().await?;
     let owners = store.list_ownership(scope).await?;
     let checkpoints = store.list_checkpoints(scope).await?;
-    let mut status = join(scope, &owners, &checkpoints, OffsetDateTime::now_utc(), expiry);
-    for id in &hub.partition_ids {
-        if !status.partitions.iter().any(|p| &p.partition_id == id) {
-            status.partitions.push(PartitionStatus {
-                partition_id: id.clone(),
-                owner_id: None,
-                state: OwnershipState::Unowned,
-                ownership_age_ms: None,
-                last_modified_time: None,
-                etag: None,
-                sequence_number: None,
-                offset: None,
-                lag: None,
-            });
-        }
-    }
-    status
-        .partitions
-        .sort_by(|a, b| partition_order(&a.partition_id, &b.partition_id));
+    let mut status = join(
+        scope,
+        &owners,
+        &checkpoints,
+        &hub.partition_ids,
+        OffsetDateTime::now_utc(),
+        expiry,
+    );
     let lags = futures::future::join_all(status.partitions.iter().map(|p| {
         let checkpoint = checkpoints.iter().find(|c| c.partition_id == p.partition_id);
         let known = hub.partition_ids.contains(&p.partition_id);
@@ -184,15 +194,18 @@ pub async fn collect_with_lag(
     }))
     .await;
     for (p, lag) in status.partitions.iter_mut().zip(lags) {
-        p.lag = lag.map_err(|e| client_error(&e))?;
+        p.lag = lag?;
     }
     Ok(status)
 }
 
+/// One row per partition that has an ownership or a checkpoint, or is among `also` (the hub's
+/// partitions), in partition order.
 fn join(
     scope: &PartitionScope,
     owners: &[Ownership],
     checkpoints: &[Checkpoint],
+    also: &[String],
     now: OffsetDateTime,
     expiry: Duration,
 ) -> ScopeStatus {
@@ -200,6 +213,7 @@ fn join(
         .iter()
         .map(|o| o.partition_id.as_str())
         .chain(checkpoints.iter().map(|c| c.partition_id.as_str()))
+        .chain(also.iter().map(String::as_str))
         .collect();
     let mut ids: Vec<&str> = ids.into_iter().collect();
     ids.sort_by(|a, b| partition_order(a, b));
@@ -329,7 +343,7 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     if let Some((client, scope)) = hub_scope(&args).await? {
         let status = collect_with_lag(store.as_ref(), &client, &scope, args.expiry).await;
         let _ = client.close().await;
-        all.push(status?);
+        all.push(status.map_err(eventhubs_store_core::Error::from)?);
     } else {
         let scopes = scopes_of(store.as_ref(), &args.at.scope, args.all).await?;
         for scope in &scopes {
@@ -390,7 +404,7 @@ async fn watch(args: &StatusArgs, store: &dyn CheckpointStore, interval: Duratio
         let taken = std::time::Instant::now();
         let mut status = match collect_with_lag(store, &client, &scope, args.expiry).await {
             Ok(status) => status,
-            Err(e) => break Err(e),
+            Err(e) => break Err(e.into()),
         };
         let judged = watch.sample(&mut status, taken);
         if args.metrics_addr.is_some() {
@@ -469,7 +483,7 @@ mod tests {
             ..Ownership::new(scope.clone(), "10", "alpha")
         }];
         let cps = vec![Checkpoint::new(scope.clone(), "2", Some("77".into()), Some(7))];
-        let status = join(&scope, &owners, &cps, now, Duration::from_secs(60));
+        let status = join(&scope, &owners, &cps, &[], now, Duration::from_secs(60));
         let text = render(&status);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "ns/hub/cg: 2 partition(s)");

@@ -16,11 +16,12 @@ use time::OffsetDateTime;
 
 use super::events::{LossReason, ProcessorEvent};
 use super::lease::Lease;
-use super::partition_client::PartitionClient;
+use super::partition_client::{PartitionClient, Target};
 use super::{Inner, load_balancer, relinquish};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::StartPosition;
 use crate::receiver::ReceiverOptions;
+use crate::telemetry::PartitionMetrics;
 
 impl Inner {
     pub(super) async fn run(self: Arc<Self>) {
@@ -276,21 +277,19 @@ impl Inner {
         receiver.set_attach_guard(Arc::new(move || guard.ensure_owned()));
         let client = PartitionClient {
             receiver: Some(receiver),
-            store: Arc::clone(&self.store),
             scope: self.scope.clone(),
-            partition_id: id.clone(),
-            owner_id: self.owner_id.clone(),
             start,
-            fenced: self.store.capabilities().fenced_checkpoints,
-            lease: Arc::clone(&lease),
             background_interval: self.options.background_checkpoint_interval,
             last_received: None,
-            labels: crate::telemetry::PartitionLabels {
-                hub: self.client.event_hub().to_owned(),
-                group: self.consumer_group.clone(),
-                partition: id.clone(),
-            },
-            processor: self.weak.clone(),
+            target: Arc::new(Target {
+                store: Arc::clone(&self.store),
+                partition_id: id.clone(),
+                owner_id: self.owner_id.clone(),
+                fenced: self.store.capabilities().fenced_checkpoints,
+                lease: Arc::clone(&lease),
+                processor: self.weak.clone(),
+                metrics: PartitionMetrics::new(self.client.event_hub(), &self.consumer_group, &id),
+            }),
         };
         lease.handed.store(true, Ordering::SeqCst);
         tracing::info!(partition = %id, "partition handed out");

@@ -273,7 +273,7 @@ impl Processor {
                 client = ready.recv() => client?,
                 _ = closed.wait_for(|c| *c) => return None,
             };
-            if client.lease.lost().is_none() {
+            if client.target.lease.lost().is_none() {
                 return Some(client);
             }
         }

@@ -27,34 +27,25 @@ use crate::receiver::PartitionReceiver;
 /// and unread.
 pub struct PartitionClient {
     pub(super) receiver: Option<PartitionReceiver>,
-    pub(super) store: Arc<dyn CheckpointStore>,
     pub(super) scope: PartitionScope,
-    pub(super) partition_id: String,
-    pub(super) owner_id: String,
     /// Where the receiver started (after the checkpoint, or the processor's default).
     pub(super) start: StartPosition,
-    /// Checkpoints are fenced (C13) when the store offers it.
-    pub(super) fenced: bool,
-    pub(super) lease: Arc<Lease>,
     /// The least time between two background checkpoint writes.
     pub(super) background_interval: Duration,
-    /// The hub, group and partition its metrics carry.
-    pub(super) labels: crate::telemetry::PartitionLabels,
     /// The sequence number of the last event handed to the application.
     pub(super) last_received: Option<i64>,
-    /// The processor, told when the client is dropped (to hand the partition out again) or a
-    /// checkpoint finds another owner.
-    pub(super) processor: std::sync::Weak<Inner>,
+    /// The partition's ownership, checkpoints and metrics, shared with background writes.
+    pub(super) target: Arc<Target>,
 }
 
 impl std::fmt::Debug for PartitionClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartitionClient")
-            .field("partition_id", &self.partition_id)
+            .field("partition_id", &self.target.partition_id)
             .field("scope", &self.scope)
-            .field("owner_id", &self.owner_id)
+            .field("owner_id", &self.target.owner_id)
             .field("start", &self.start)
-            .field("fenced", &self.fenced)
+            .field("fenced", &self.target.fenced)
             .finish()
     }
 }
@@ -62,7 +53,7 @@ impl std::fmt::Debug for PartitionClient {
 impl PartitionClient {
     /// The partition id.
     pub fn partition_id(&self) -> &str {
-        &self.partition_id
+        &self.target.partition_id
     }
 
     /// The partition's last enqueued event as of the last event received (with
@@ -84,40 +75,35 @@ impl PartitionClient {
     /// `OwnerLevelConflict` once the partition is lost; `Closed` once the processor is
     /// closing (checkpoint, then [`PartitionClient::close`]); the receiver's errors after its
     /// own recovery gave up.
-    #[tracing::instrument(level = "debug", skip(self), fields(partition = %self.partition_id))]
+    #[tracing::instrument(level = "debug", skip(self), fields(partition = %self.target.partition_id))]
     pub async fn receive_events(&mut self, max: usize, wait: Duration) -> Result<Vec<ReceivedEvent>> {
-        if self.lease.closing.load(Ordering::SeqCst) {
+        let lease = &self.target.lease;
+        if lease.closing.load(Ordering::SeqCst) {
             return Err(Error::new(
                 ErrorKind::Closed,
                 "the processor is closing: make a last checkpoint and close the partition client",
             ));
         }
-        self.lease.ensure_owned()?;
+        lease.ensure_owned()?;
         let Some(receiver) = self.receiver.as_mut() else {
             return Err(Error::new(ErrorKind::Closed, "the partition client was closed"));
         };
         let result = receiver.receive(max, wait).await;
         if let Ok(events) = &result {
-            self.labels.received(events.len());
+            self.target.metrics.received(events.len());
             if let Some(last) = events.last() {
                 self.last_received = Some(last.sequence_number);
             }
             if let (Some(latest), Some(received)) =
                 (receiver.last_enqueued_event_properties(), self.last_received)
             {
-                self.labels.receive_lag(latest.sequence_number - received);
+                self.target.metrics.receive_lag(latest.sequence_number - received);
             }
         }
-        if let Err(e) = &result
-            && let Some(processor) = self.processor.upgrade()
-        {
-            if e.kind() == ErrorKind::OwnerLevelConflict {
-                // A receiver with an equal or higher owner level took the link: another
-                // processor owns the partition now (the next cycle confirms it from the store).
-                processor.lose(&self.partition_id, &self.lease, LossReason::Stolen);
-            } else {
-                processor.report(Some(&self.partition_id), e);
-            }
+        if let Err(e) = &result {
+            // OwnerLevelConflict: a receiver with an equal or higher owner level took the link,
+            // another processor owns the partition now (the next cycle confirms it).
+            self.target.failed(e);
         }
         result
     }
@@ -130,10 +116,10 @@ impl PartitionClient {
     /// `InvalidInput` for an event of another partition; `OwnerLevelConflict` when the
     /// partition is owned by another processor (or the ownership expired); the store's errors
     /// otherwise.
-    #[tracing::instrument(level = "debug", skip(self, event), fields(partition = %self.partition_id, sequence_number = event.sequence_number))]
+    #[tracing::instrument(level = "debug", skip(self, event), fields(partition = %self.target.partition_id, sequence_number = event.sequence_number))]
     pub async fn update_checkpoint(&self, event: &ReceivedEvent) -> Result<()> {
         let checkpoint = self.checkpoint_of(event)?;
-        self.target().write(checkpoint).await
+        self.target.write(checkpoint).await
     }
 
     /// Records `event` as the last one processed, like [`PartitionClient::update_checkpoint`],
@@ -158,12 +144,12 @@ impl PartitionClient {
     /// # Errors
     /// `InvalidInput` for an event of another partition; `OwnerLevelConflict` once the partition
     /// is lost; the error of an earlier background write not returned yet.
-    #[tracing::instrument(level = "debug", skip(self, event), fields(partition = %self.partition_id, sequence_number = event.sequence_number))]
+    #[tracing::instrument(level = "debug", skip(self, event), fields(partition = %self.target.partition_id, sequence_number = event.sequence_number))]
     pub fn checkpoint_in_background(&self, event: &ReceivedEvent) -> Result<()> {
         let checkpoint = self.checkpoint_of(event)?;
-        let (start, failed) = self.lease.writes.queue(checkpoint);
+        let (start, failed) = self.target.lease.writes.queue(checkpoint);
         if start {
-            let target = self.target();
+            let target = Arc::clone(&self.target);
             let interval = self.background_interval;
             tokio::spawn(async move {
                 let lease = Arc::clone(&target.lease);
@@ -185,38 +171,27 @@ impl PartitionClient {
     /// # Errors
     /// The error of the last background write that failed and was not returned yet.
     pub async fn flush_checkpoints(&self) -> Result<()> {
-        self.lease.writes.flush().await
+        self.target.lease.writes.flush().await
     }
 
     fn checkpoint_of(&self, event: &ReceivedEvent) -> Result<Checkpoint> {
-        if event.partition_id != self.partition_id {
+        let partition_id = &self.target.partition_id;
+        if &event.partition_id != partition_id {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!(
-                    "event of partition {} cannot checkpoint partition {}",
-                    event.partition_id, self.partition_id
+                    "event of partition {} cannot checkpoint partition {partition_id}",
+                    event.partition_id
                 ),
             ));
         }
-        self.lease.ensure_owned()?;
+        self.target.lease.ensure_owned()?;
         Ok(Checkpoint::new(
             self.scope.clone(),
-            self.partition_id.as_str(),
+            partition_id.as_str(),
             Some(event.offset.clone()),
             Some(event.sequence_number),
         ))
-    }
-
-    fn target(&self) -> Target {
-        Target {
-            store: Arc::clone(&self.store),
-            partition_id: self.partition_id.clone(),
-            owner_id: self.owner_id.clone(),
-            fenced: self.fenced,
-            lease: Arc::clone(&self.lease),
-            processor: self.processor.clone(),
-            labels: self.labels.clone(),
-        }
     }
 
     /// Closes the link; the processor relinquishes the partition (C8) in its next cycle, so
@@ -226,8 +201,8 @@ impl PartitionClient {
     /// The link's error on close (the partition is released either way).
     pub async fn close(mut self) -> Result<()> {
         // The checkpoints queued in the background land before the partition is given up.
-        let flushed = self.lease.writes.flush().await;
-        self.lease.released.store(true, Ordering::SeqCst);
+        let flushed = self.target.lease.writes.flush().await;
+        self.target.lease.released.store(true, Ordering::SeqCst);
         let closed = match self.receiver.take() {
             Some(receiver) => receiver.close().await,
             None => Ok(()),
@@ -236,15 +211,19 @@ impl PartitionClient {
     }
 }
 
-/// Where one partition's checkpoints go, and who hears of a failed write.
-struct Target {
-    store: Arc<dyn CheckpointStore>,
-    partition_id: String,
-    owner_id: String,
-    fenced: bool,
-    lease: Arc<Lease>,
-    processor: std::sync::Weak<Inner>,
-    labels: crate::telemetry::PartitionLabels,
+/// One handed-out partition: where its checkpoints go, its ownership, its metrics, and the
+/// processor that hears of failures.
+pub(super) struct Target {
+    pub(super) store: Arc<dyn CheckpointStore>,
+    pub(super) partition_id: String,
+    pub(super) owner_id: String,
+    /// Checkpoints are fenced (C13) when the store offers it.
+    pub(super) fenced: bool,
+    pub(super) lease: Arc<Lease>,
+    /// The processor, told when the client is dropped (to hand the partition out again), a
+    /// read or checkpoint finds another owner, or something fails.
+    pub(super) processor: std::sync::Weak<Inner>,
+    pub(super) metrics: crate::telemetry::PartitionMetrics,
 }
 
 impl Target {
@@ -259,20 +238,24 @@ impl Target {
         };
         let started = std::time::Instant::now();
         let written = self.store.set_checkpoint(&checkpoint, &options).await;
-        self.labels.checkpointed(written.is_ok(), started.elapsed());
-        match written {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = Error::from(e);
-                if let Some(processor) = self.processor.upgrade() {
-                    if e.kind() == ErrorKind::OwnerLevelConflict {
-                        processor.lose(&self.partition_id, &self.lease, LossReason::Stolen);
-                    } else {
-                        processor.report(Some(&self.partition_id), &e);
-                    }
-                }
-                Err(e)
-            }
+        self.metrics.checkpointed(written.is_ok(), started.elapsed());
+        written.map_err(|e| {
+            let e = Error::from(e);
+            self.failed(&e);
+            e
+        })
+    }
+
+    /// Tells the processor of a failed read or write: another owner (`OwnerLevelConflict`:
+    /// a stolen link, a refused fence) loses the partition, anything else is reported.
+    fn failed(&self, e: &Error) {
+        let Some(processor) = self.processor.upgrade() else {
+            return;
+        };
+        if e.kind() == ErrorKind::OwnerLevelConflict {
+            processor.lose(&self.partition_id, &self.lease, LossReason::Stolen);
+        } else {
+            processor.report(Some(&self.partition_id), e);
         }
     }
 }
@@ -281,11 +264,12 @@ impl Drop for PartitionClient {
     /// A client dropped without [`PartitionClient::close`]: the processor hands the partition
     /// out again (after the last checkpoint) while it still owns it.
     fn drop(&mut self) {
-        if self.lease.released.load(Ordering::SeqCst) {
+        let lease = &self.target.lease;
+        if lease.released.load(Ordering::SeqCst) {
             return;
         }
-        self.lease.dropped.store(true, Ordering::SeqCst);
-        if let Some(processor) = self.processor.upgrade() {
+        lease.dropped.store(true, Ordering::SeqCst);
+        if let Some(processor) = self.target.processor.upgrade() {
             processor.wake.notify_one();
         }
     }

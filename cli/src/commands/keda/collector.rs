@@ -6,8 +6,6 @@
 //! number minus the checkpoint's (every retained event without a checkpoint), summed.
 //! Partitions lost to retention or stalled are logged and recorded as metrics.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventhubs_client::EventHubClient;
@@ -18,7 +16,7 @@ use tonic::Status;
 
 use super::metadata::ScalerConfig;
 use crate::commands::lag::LagState;
-use crate::commands::status::collect_with_lag;
+use crate::commands::status::{LagError, collect_with_lag};
 use crate::commands::watch::Watch;
 use crate::open::{OpenOptions, open_store_with};
 use crate::redact::redact_text;
@@ -26,25 +24,19 @@ use crate::redact::redact_text;
 /// Ownership older than this counts as expired (the Processor's default).
 const EXPIRY: Duration = Duration::from_secs(60);
 
-/// One collection.
-#[derive(Debug, Clone, PartialEq)]
+/// One collection: what KEDA's metric and activity are computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     /// Unprocessed events over all partitions, as KEDA's scaler counts them.
     pub total: i64,
     /// The hub's partitions.
     pub partitions: i64,
-    /// Unprocessed events per partition.
-    pub per_partition: BTreeMap<String, i64>,
-    /// Events lost to retention over all partitions.
-    pub lost_to_retention: i64,
-    /// Partitions judged stalled.
-    pub stalled: Vec<String>,
 }
 
 /// A running collection; stops when dropped.
 #[derive(Debug)]
 pub struct Collector {
-    latest: watch::Receiver<Arc<Sample>>,
+    latest: watch::Receiver<Sample>,
     task: JoinHandle<()>,
 }
 
@@ -97,13 +89,13 @@ impl Collector {
         .map_err(|e| Status::invalid_argument(format!("consumerGroup/eventHubName: {e}")))?;
         let mut watch = Watch::new(5, stall_after);
         let first = collect(store.as_ref(), &client, &scope, &mut watch).await?;
-        let (tx, latest) = watch::channel(Arc::new(first));
+        let (tx, latest) = watch::channel(first);
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 match collect(store.as_ref(), &client, &scope, &mut watch).await {
                     Ok(sample) => {
-                        tx.send_replace(Arc::new(sample));
+                        tx.send_replace(sample);
                     }
                     Err(e) => {
                         tracing::warn!(scope = %scope, error = %e.message(), "lag collection failed; serving the last sample")
@@ -115,12 +107,12 @@ impl Collector {
     }
 
     /// The last sample.
-    pub fn latest(&self) -> Arc<Sample> {
-        Arc::clone(&self.latest.borrow())
+    pub fn latest(&self) -> Sample {
+        *self.latest.borrow()
     }
 
     /// A receiver of every new sample.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<Sample>> {
+    pub fn subscribe(&self) -> watch::Receiver<Sample> {
         self.latest.clone()
     }
 }
@@ -135,35 +127,22 @@ async fn collect(
 ) -> Result<Sample, Status> {
     let mut status = collect_with_lag(store, client, scope, EXPIRY)
         .await
-        .map_err(|e| {
-            if e.message().starts_with("event hubs:") {
-                let message = redact_text(&format!("connectionFromEnv: the event hub: {e}"));
-                match e.kind() {
-                    ErrorKind::Unavailable => Status::unavailable(message),
-                    _ => Status::permission_denied(message),
-                }
-            } else {
-                store_status(&e)
-            }
+        .map_err(|e| match e {
+            LagError::Store(e) => store_status(&e),
+            LagError::Hub(e) => hub_status(&e),
         })?;
     let judged = watch.sample(&mut status, Instant::now());
     crate::commands::prometheus::record(&status, &judged);
     let mut sample = Sample {
         total: 0,
         partitions: 0,
-        per_partition: BTreeMap::new(),
-        lost_to_retention: 0,
-        stalled: Vec::new(),
     };
     for p in &status.partitions {
         let Some(lag) = &p.lag else { continue };
         // KEDA's count: last enqueued − checkpoint (lost events included), or every retained
         // event without a checkpoint.
-        let unprocessed = lag.lag_events + lag.lost_to_retention;
         sample.partitions += 1;
-        sample.total += unprocessed;
-        sample.per_partition.insert(p.partition_id.clone(), unprocessed);
-        sample.lost_to_retention += lag.lost_to_retention;
+        sample.total += lag.lag_events + lag.lost_to_retention;
         if lag.lost_to_retention > 0 {
             tracing::warn!(scope = %scope, partition = %p.partition_id, lost = lag.lost_to_retention, "events lost to retention");
         }
@@ -172,7 +151,6 @@ async fn collect(
             .is_some_and(|j| j.verdict == LagState::Stalled)
         {
             tracing::warn!(scope = %scope, partition = %p.partition_id, lag = lag.lag_events, "partition stalled");
-            sample.stalled.push(p.partition_id.clone());
         }
     }
     Ok(sample)

@@ -47,8 +47,7 @@ impl Scaler {
 
     /// The collection of `object` (started, and its first sample taken, on first use).
     async fn collector(&self, object: &ScaledObjectRef) -> Result<(ScalerConfig, Arc<Collector>), Status> {
-        let env = Arc::clone(&self.env);
-        let config = parse(&object.scaler_metadata, move |var| env(var))?;
+        let config = parse(&object.scaler_metadata, |var| (self.env)(var))?;
         let key = (object.namespace.clone(), object.name.clone(), config.clone());
         let mut collectors = self.collectors.lock().await;
         let now = Instant::now();
@@ -187,8 +186,6 @@ impl ExternalScaler for Scaler {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     #[test]
@@ -203,13 +200,7 @@ mod tests {
 
     #[test]
     fn the_total_is_capped_at_threshold_times_partitions_as_keda_caps_it() {
-        let sample = |total, partitions| Sample {
-            total,
-            partitions,
-            per_partition: BTreeMap::new(),
-            lost_to_retention: 0,
-            stalled: Vec::new(),
-        };
+        let sample = |total, partitions| Sample { total, partitions };
         assert_eq!(capped_total(&sample(100, 4), 64), 100);
         assert_eq!(
             capped_total(&sample(1000, 4), 64),
