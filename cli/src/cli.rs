@@ -473,4 +473,9 @@ pub struct EmulatorArgs {
         default_value = "orders:8"
     )]
     pub hubs: Vec<String>,
+    /// Accept Entra ID tokens (JWTs) on `$cbs` WITHOUT verifying their signature (only shape
+    /// and expiry are checked), to exercise an Entra ID client locally. Anyone reaching the
+    /// port can then use every hub. Off: JWTs are refused with 401.
+    #[arg(long)]
+    pub accept_unverified_jwt: bool,
 }

@@ -3,6 +3,13 @@
 //! way) every link to an entity and every `$management` request needs a `$cbs` put-token whose
 //! audience covers the entity and has not expired. `$cbs` itself is always open.
 
+use crate::wire::performative::{AmqpError, condition};
+
+/// Most put-token grants one connection keeps. A renewed token replaces the one for the same
+/// audience and expired grants are dropped first, so only distinct live audiences count: a
+/// processor needs one per hub, or one per partition link (SDKs that put per-link tokens).
+pub const MAX_GRANTS: usize = 2048;
+
 /// One accepted put-token: the entity path its audience names and when it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
@@ -65,10 +72,43 @@ impl Authorization {
     }
 
     /// Records an accepted put-token. A token for the same audience replaces the older one
-    /// (the SDKs renew tokens before they expire).
-    pub fn grant(&mut self, grant: Grant) {
-        self.grants.retain(|g| g.path != grant.path);
+    /// (the SDKs renew tokens before they expire), and expired grants are dropped.
+    ///
+    /// # Errors
+    /// The connection already holds [`MAX_GRANTS`] live grants for other audiences: nothing is
+    /// recorded, and the put-token is answered with the error.
+    pub fn grant(&mut self, grant: Grant, now: i64) -> Result<(), AmqpError> {
+        self.grants.retain(|g| g.path != grant.path && g.expires > now);
+        if self.grants.len() >= MAX_GRANTS {
+            return Err(AmqpError::new(
+                condition::RESOURCE_LIMIT,
+                format!(
+                    "the connection holds {MAX_GRANTS} live tokens for other audiences; put a \
+                     namespace or hub token instead of one per entity"
+                ),
+            ));
+        }
         self.grants.push(grant);
+        Ok(())
+    }
+
+    /// Whether [`Authorization::grant`] would record `grant` at `now`.
+    pub fn can_grant(&self, grant: &Grant, now: i64) -> Result<(), AmqpError> {
+        let live = self
+            .grants
+            .iter()
+            .filter(|g| g.path != grant.path && g.expires > now)
+            .count();
+        if live >= MAX_GRANTS {
+            return Err(AmqpError::new(
+                condition::RESOURCE_LIMIT,
+                format!(
+                    "the connection holds {MAX_GRANTS} live tokens for other audiences; put a \
+                     namespace or hub token instead of one per entity"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether `entity` may be touched at `now` (seconds).
@@ -125,11 +165,32 @@ mod tests {
     fn authorization_keeps_the_newest_token_per_audience() {
         let mut auth = Authorization::default();
         assert!(!auth.permits("orders", 0));
-        auth.grant(Grant::new("sb://h/orders", 10));
+        auth.grant(Grant::new("sb://h/orders", 10), 0).unwrap();
         assert!(auth.permits("orders/Partitions/0", 5));
-        auth.grant(Grant::new("sb://h/orders", 20));
+        auth.grant(Grant::new("sb://h/orders", 20), 0).unwrap();
         assert!(auth.permits("orders", 15), "the renewed token holds");
         assert!(!auth.permits("payments", 15));
         assert!(Authorization::everything().permits("payments", i64::MAX));
+    }
+
+    #[test]
+    fn grants_are_capped_per_connection_but_renewals_and_expired_ones_do_not_count() {
+        let mut auth = Authorization::default();
+        for i in 0..MAX_GRANTS {
+            auth.grant(Grant::new(&format!("sb://h/hub{i}"), 100), 0).unwrap();
+        }
+        let one_more = Grant::new("sb://h/another", 100);
+        assert!(auth.can_grant(&one_more, 0).is_err());
+        let err = auth.grant(one_more.clone(), 0).unwrap_err();
+        assert_eq!(err.condition, condition::RESOURCE_LIMIT);
+        assert!(!auth.permits("another", 0), "nothing recorded");
+        // Renewing a held audience is always possible.
+        auth.grant(Grant::new("sb://h/hub7", 200), 0).unwrap();
+        // Once the others expire, their room is free again.
+        assert!(auth.can_grant(&one_more, 150).is_ok());
+        auth.grant(Grant::new("sb://h/another", 300), 150).unwrap();
+        assert!(auth.permits("another", 160));
+        assert!(auth.permits("hub7", 160));
+        assert!(!auth.permits("hub8", 160));
     }
 }

@@ -3,7 +3,9 @@
 //! Requests carry `operation=put-token`, `type` (`servicebus.windows.net:sastoken` or `jwt`),
 //! `name` (the audience) and the token as an amqp-value string. SAS tokens naming the configured
 //! key must carry a valid HMAC-SHA256 signature; every token must be well-formed and unexpired.
-//! Answers carry `status-code` 202 on success, 401 or 400 otherwise.
+//! A JWT cannot be verified (the emulator has no identity provider), so it is refused with 401
+//! unless the emulator was started with [`JwtPolicy::AcceptUnverified`], which checks only its
+//! shape and expiry. Answers carry `status-code` 202 on success, 401 or 400 otherwise.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -18,7 +20,7 @@ use crate::wire::message::Request;
 /// A put-token answer: status code and description, and on success what it grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CbsResponse {
-    /// 202, 400 or 401.
+    /// 202, 400, 401, or 403 when the connection holds too many tokens.
     pub status: i32,
     /// Why, for `status-description`.
     pub description: String,
@@ -34,8 +36,22 @@ fn refuse(status: i32, description: impl Into<String>) -> CbsResponse {
     }
 }
 
+/// What the emulator does with a JWT put on `$cbs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JwtPolicy {
+    /// Refuse it with 401: its signature cannot be verified (the default).
+    #[default]
+    Refuse,
+    /// Accept it after checking its shape and `exp` only (explicitly enabled).
+    AcceptUnverified,
+}
+
+/// Longest audience (`name`) a put-token may carry: the longest entity path the service allows
+/// (hub, consumer group and partition of 256 characters each) fits with room to spare.
+pub const MAX_AUDIENCE_LEN: usize = 2048;
+
 /// Handles one `$cbs` request.
-pub fn handle_put_token(request: &Request, key: &SasKey) -> CbsResponse {
+pub fn handle_put_token(request: &Request, key: &SasKey, jwt: JwtPolicy) -> CbsResponse {
     let operation = request.string_property("operation").unwrap_or_default();
     if operation != "put-token" {
         return refuse(
@@ -49,6 +65,15 @@ pub fn handle_put_token(request: &Request, key: &SasKey) -> CbsResponse {
             "put-token: application property 'name' (the audience) is missing",
         );
     };
+    if audience.len() > MAX_AUDIENCE_LEN {
+        return refuse(
+            400,
+            format!(
+                "put-token: the audience ('name') is {} bytes; at most {MAX_AUDIENCE_LEN} are accepted",
+                audience.len()
+            ),
+        );
+    }
     let token = match &request.body {
         Value::String(s) => s.as_str(),
         _ => {
@@ -73,7 +98,17 @@ pub fn handle_put_token(request: &Request, key: &SasKey) -> CbsResponse {
             }
         })
     } else {
-        verify_jwt_shape(token, now)
+        match jwt {
+            JwtPolicy::AcceptUnverified => verify_jwt_shape(token, now),
+            JwtPolicy::Refuse => verify_jwt_shape(token, now).and_then(|_| {
+                Err(
+                    "the token is a JWT, which this emulator cannot verify; start it with \
+                     accept_unverified_jwt (--accept-unverified-jwt) to accept JWTs unverified, \
+                     or put a SAS token"
+                        .to_owned(),
+                )
+            }),
+        }
     };
     match verdict {
         Ok(expires) => CbsResponse {
@@ -243,19 +278,22 @@ mod tests {
         let key = SasKey::default();
         let expires = now_ms() / 1000 + 3600;
         let token = sas_token("sb://localhost:5672/hub", &key, expires);
-        let answer = handle_put_token(&request(&token), &key);
+        let answer = handle_put_token(&request(&token), &key, JwtPolicy::Refuse);
         assert_eq!(answer.status, 202);
         assert_eq!(answer.grant, Some(Grant::new("sb://localhost/hub", expires)));
         // A namespace-wide token may be put for any entity of it.
         let namespace = sas_token("sb://localhost:5672/", &key, expires);
-        assert_eq!(handle_put_token(&request(&namespace), &key).status, 202);
+        assert_eq!(
+            handle_put_token(&request(&namespace), &key, JwtPolicy::Refuse).status,
+            202
+        );
     }
 
     #[test]
     fn a_sas_token_for_another_entity_is_refused() {
         let key = SasKey::default();
         let token = sas_token("sb://localhost/other", &key, now_ms() / 1000 + 3600);
-        let answer = handle_put_token(&request(&token), &key);
+        let answer = handle_put_token(&request(&token), &key, JwtPolicy::Refuse);
         assert_eq!(answer.status, 401);
         assert!(
             answer.description.contains("does not cover the audience"),
@@ -272,15 +310,21 @@ mod tests {
             key: "other".into(),
         };
         let forged = sas_token("sb://localhost/hub", &other, now_ms() / 1000 + 3600);
-        assert_eq!(handle_put_token(&request(&forged), &key).status, 401);
+        assert_eq!(
+            handle_put_token(&request(&forged), &key, JwtPolicy::Refuse).status,
+            401
+        );
         let expired = sas_token("sb://localhost/hub", &key, 1000);
-        let answer = handle_put_token(&request(&expired), &key);
+        let answer = handle_put_token(&request(&expired), &key, JwtPolicy::Refuse);
         assert_eq!(answer.status, 401);
         assert!(answer.description.contains("expired"));
-        assert_eq!(handle_put_token(&request("garbage"), &key).status, 401);
+        assert_eq!(
+            handle_put_token(&request("garbage"), &key, JwtPolicy::Refuse).status,
+            401
+        );
         let mut no_op = request("x");
         no_op.application_properties[0].1 = Value::String("delete-token".into());
-        assert_eq!(handle_put_token(&no_op, &key).status, 400);
+        assert_eq!(handle_put_token(&no_op, &key, JwtPolicy::Refuse).status, 400);
     }
 
     #[test]
@@ -295,5 +339,39 @@ mod tests {
         let dead = format!("{}.{}.sig", enc("{}"), enc("{\"exp\":1}"));
         assert!(verify_jwt_shape(&dead, now_ms() / 1000).is_err());
         assert!(verify_jwt_shape("a.b", 0).is_err());
+    }
+
+    #[test]
+    fn a_jwt_is_refused_unless_unverified_jwts_are_accepted() {
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let live = format!(
+            "{}.{}.sig",
+            enc("{}"),
+            enc(&format!("{{\"exp\":{}}}", now_ms() / 1000 + 60))
+        );
+        let key = SasKey::default();
+        let refused = handle_put_token(&request(&live), &key, JwtPolicy::Refuse);
+        assert_eq!(refused.status, 401);
+        assert!(refused.description.contains("cannot verify"), "{refused:?}");
+        assert_eq!(refused.grant, None);
+        let accepted = handle_put_token(&request(&live), &key, JwtPolicy::AcceptUnverified);
+        assert_eq!(accepted.status, 202, "{accepted:?}");
+        assert!(accepted.grant.is_some());
+        // An expired JWT stays refused either way.
+        let dead = format!("{}.{}.sig", enc("{}"), enc("{\"exp\":1}"));
+        let answer = handle_put_token(&request(&dead), &key, JwtPolicy::AcceptUnverified);
+        assert_eq!(answer.status, 401);
+    }
+
+    #[test]
+    fn an_oversized_audience_is_refused_before_any_grant() {
+        let key = SasKey::default();
+        let mut long = request(&sas_token("sb://localhost/", &key, now_ms() / 1000 + 60));
+        long.application_properties[2].1 =
+            Value::String(format!("sb://localhost/{}", "a".repeat(MAX_AUDIENCE_LEN)));
+        let answer = handle_put_token(&long, &key, JwtPolicy::Refuse);
+        assert_eq!(answer.status, 400);
+        assert!(answer.description.contains("'name'"), "{answer:?}");
+        assert_eq!(answer.grant, None);
     }
 }

@@ -84,6 +84,11 @@ pub struct EmulatorConfig {
     /// Links and `$management` requests need no put-token (off by default: the service, and so
     /// the emulator, refuses them with `amqp:unauthorized-access`).
     pub open_access: bool,
+    /// `$cbs` put-tokens that are JWTs (Entra ID) are accepted after a check of their shape and
+    /// expiry only: their signature is not verified (the emulator has no identity provider).
+    /// Off by default, when a JWT is refused with 401 as the service refuses a token it cannot
+    /// verify; the emulator logs a warning at start when it is on.
+    pub accept_unverified_jwt: bool,
 }
 
 /// Checks an entity name (hub or consumer group) the way the service does: 1–256 characters,

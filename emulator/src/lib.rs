@@ -4,7 +4,8 @@
 //!
 //! What it speaks (the dialect the official SDKs use):
 //! - SASL ANONYMOUS and PLAIN; `$cbs` put-token (SAS tokens verified against the configured
-//!   key and the audience they are put for, JWTs checked for shape and expiry), answered with
+//!   key and the audience they are put for; JWTs refused, or accepted unverified after a check
+//!   of shape and expiry with [`EmulatorBuilder::accept_unverified_jwt`]), answered with
 //!   status 202. As on the service, an entity link or a `$management` request that no accepted
 //!   token covers is refused with `amqp:unauthorized-access` (a connection that authenticated
 //!   with SASL PLAIN and the key may touch everything; [`EmulatorBuilder::open_access`] lifts
@@ -49,6 +50,7 @@ mod connection;
 pub mod error;
 pub mod faults;
 pub mod hash;
+pub mod limits;
 pub mod link;
 pub mod management;
 pub mod partition_log;
@@ -182,6 +184,16 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Accepts Entra ID tokens (JWTs put on `$cbs` with type `jwt`) without verifying their
+    /// signature: only their shape and `exp` are checked, so anyone who can reach the port can
+    /// read and write every hub with a made-up token. Off by default, when a JWT is refused with
+    /// status 401 as the service refuses a token it cannot verify. Meant for exercising an
+    /// Entra ID client path end to end; the emulator logs a warning at start when it is on.
+    pub fn accept_unverified_jwt(mut self, accept: bool) -> Self {
+        self.config.accept_unverified_jwt = accept;
+        self
+    }
+
     /// Validates the configuration, binds the listener and starts serving in the background.
     pub async fn start(mut self) -> Result<EmulatorHandle, Error> {
         if let Some(e) = self.errors.into_iter().next() {
@@ -215,6 +227,13 @@ impl EmulatorBuilder {
         let broker = Arc::new(Broker::new(self.config));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tracing::info!(%local_addr, hubs = broker.config.hubs.len(), "event hubs emulator listening");
+        if broker.config.accept_unverified_jwt {
+            tracing::warn!(
+                %local_addr,
+                "JWT put-tokens are accepted WITHOUT signature verification (accept_unverified_jwt): \
+                 anyone reaching this port can use every hub"
+            );
+        }
         let task = tokio::spawn(server::run(listener, Arc::clone(&broker), shutdown_rx));
         Ok(EmulatorHandle {
             local_addr,

@@ -22,6 +22,11 @@ struct Args {
     /// Message bytes kept per partition before the oldest are dropped.
     #[arg(long, default_value_t = Retention::default().max_bytes)]
     retention_bytes: usize,
+    /// Accept Entra ID tokens (JWTs) on `$cbs` WITHOUT verifying their signature (only shape
+    /// and expiry are checked). Anyone reaching the port can then use every hub. Off: JWTs are
+    /// refused with 401, as the service refuses a token it cannot verify.
+    #[arg(long)]
+    accept_unverified_jwt: bool,
 }
 
 #[tokio::main]
@@ -49,7 +54,8 @@ async fn run(args: Args) -> Result<(), eventhubs_emulator::Error> {
         .retention(Retention {
             max_events: args.retention_events,
             max_bytes: args.retention_bytes,
-        });
+        })
+        .accept_unverified_jwt(args.accept_unverified_jwt);
     let specs = if args.hubs.is_empty() {
         vec!["eh1:4".to_owned()]
     } else {

@@ -252,7 +252,8 @@ mod tests {
             anonymous.description
         );
         let mut auth = Authorization::default();
-        auth.grant(crate::auth::Grant::new("sb://localhost/orders", i64::MAX));
+        auth.grant(crate::auth::Grant::new("sb://localhost/orders", i64::MAX), 0)
+            .unwrap();
         assert_eq!(read_as(&props, &auth).status, 200);
         let other = [
             ("operation", "READ"),

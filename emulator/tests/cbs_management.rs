@@ -285,3 +285,62 @@ async fn sasl_plain_with_the_key_or_open_access_needs_no_token() {
     assert_eq!(status, 200);
     client.close().await;
 }
+
+/// A JWT-shaped token signed by nobody: what a client without the key could make up.
+fn made_up_jwt() -> String {
+    use base64::Engine;
+    let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.{}",
+        enc(r#"{"alg":"RS256","typ":"JWT"}"#),
+        enc(&format!(
+            r#"{{"aud":"https://eventhubs.azure.net/","exp":{}}}"#,
+            now_ms() / 1000 + 600
+        )),
+        enc("not-a-signature")
+    )
+}
+
+const PUT_JWT: [(&str, &str); 3] = [
+    ("operation", "put-token"),
+    ("type", "jwt"),
+    ("name", "sb://localhost/orders"),
+];
+
+#[tokio::test]
+async fn a_jwt_is_refused_with_401_and_grants_nothing_by_default() {
+    let emulator = start().await;
+    let mut client = Client::connect_without_token(&emulator).await;
+    let (status, description, _) = client
+        .request("$cbs", &PUT_JWT, Value::String(made_up_jwt()))
+        .await;
+    assert_eq!(status, 401, "{description}");
+    assert!(description.contains("accept_unverified_jwt"), "{description}");
+    let sender = fe2o3_amqp::Sender::attach(&mut client.session, "s", "orders").await;
+    assert!(unauthorized(&format!("{sender:?}")), "{sender:?}");
+    let (status, _, _) = client.request("$management", &READ_HUB, Value::Null).await;
+    assert_eq!(status, 401);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_jwt_opens_its_audience_only_when_unverified_jwts_are_accepted() {
+    let emulator = eventhubs_emulator::Emulator::builder()
+        .hub("orders", 1)
+        .hub("payments", 1)
+        .accept_unverified_jwt(true)
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::connect_without_token(&emulator).await;
+    let (status, description, _) = client
+        .request("$cbs", &PUT_JWT, Value::String(made_up_jwt()))
+        .await;
+    assert_eq!(status, 202, "{description}");
+    fe2o3_amqp::Sender::attach(&mut client.session, "s", "orders")
+        .await
+        .expect("the JWT's audience is open");
+    let other = fe2o3_amqp::Sender::attach(&mut client.session, "p", "payments").await;
+    assert!(unauthorized(&format!("{other:?}")), "{other:?}");
+    client.close().await;
+}

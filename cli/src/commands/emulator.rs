@@ -18,7 +18,9 @@ fn emulator_error(e: eventhubs_emulator::Error) -> Error {
 /// # Errors
 /// A bad `--hub` value or a port that cannot be bound.
 pub async fn run(args: EmulatorArgs) -> Result<ExitCode> {
-    let mut builder = eventhubs_emulator::Emulator::builder().port(args.port);
+    let mut builder = eventhubs_emulator::Emulator::builder()
+        .port(args.port)
+        .accept_unverified_jwt(args.accept_unverified_jwt);
     let mut first = None;
     for spec in &args.hubs {
         let (name, hub) = eventhubs_emulator::config::parse_hub_spec(spec).map_err(emulator_error)?;
@@ -39,6 +41,9 @@ pub async fn run(args: EmulatorArgs) -> Result<ExitCode> {
         handle.local_addr()
     ));
     out(&format!("hubs: {}", args.hubs.join(", ")));
+    if args.accept_unverified_jwt {
+        out("WARNING: JWTs are accepted without signature verification (--accept-unverified-jwt)");
+    }
     out(&format!(
         "connection string: {}",
         handle.connection_string(first.as_deref())

@@ -11,6 +11,7 @@ use super::REFUSAL_DETACH_DELAY;
 use super::dispatch::{Connection, Step};
 use crate::auth::unauthorized;
 use crate::broker::{Broker, ConnectionCommand, lock, now_ms};
+use crate::limits::MAX_LINKS;
 use crate::link::MAX_MESSAGE_SIZE;
 use crate::link::address::{Address, parse_address};
 use crate::link::consumer::{ConsumerLink, consumer_attach_response, resolve_consumer};
@@ -30,14 +31,23 @@ impl Connection {
         let broker = Arc::clone(&self.broker);
         let notify = Arc::clone(&self.notify);
         let commands = self.commands.clone();
+        let links: usize = self
+            .sessions
+            .values()
+            .map(|s| s.links.len() + s.refusals.len())
+            .sum();
         let session = self.session(channel)?;
-        if handle > HANDLE_MAX
-            || session.links.contains_key(&handle)
-            || session.refusals.contains_key(&handle)
-        {
+        if handle > HANDLE_MAX {
+            // AMQP 1.0, 2.7.3: a handle above the announced handle-max is a framing error.
+            return Err(AmqpError::new(
+                condition::FRAMING_ERROR,
+                format!("attach on handle {handle}, above the session's handle-max {HANDLE_MAX}"),
+            ));
+        }
+        if session.links.contains_key(&handle) || session.refusals.contains_key(&handle) {
             return Err(AmqpError::new(
                 "amqp:session:handle-in-use",
-                format!("handle {handle} is in use or above {HANDLE_MAX}"),
+                format!("handle {handle} is in use"),
             ));
         }
         let entity = !matches!(
@@ -48,8 +58,8 @@ impl Connection {
             tracing::debug!("attach left unanswered (fault injection)");
             return Ok(Step::Continue);
         }
-        let accepted = self
-            .authorize(address.as_deref())
+        let accepted = links_left(links)
+            .and_then(|()| self.authorize(address.as_deref()))
             .and_then(|()| match attach.role {
                 Role::Sender => attach_publisher(attach, &broker).map(|(link, response)| {
                     let credit = link.credit;
@@ -125,6 +135,17 @@ impl Connection {
             ))
         }
     }
+}
+
+/// A connection holds at most [`MAX_LINKS`] links; one more is refused (not the connection).
+fn links_left(held: usize) -> Result<(), AmqpError> {
+    if held >= MAX_LINKS {
+        return Err(AmqpError::new(
+            condition::RESOURCE_LIMIT,
+            format!("the connection already holds {held} links; at most {MAX_LINKS} are allowed"),
+        ));
+    }
+    Ok(())
 }
 
 /// The node a link points at: its target for a link the client sends on, its source for one

@@ -8,10 +8,11 @@ use fe2o3_amqp_types::performatives::{Begin, Detach, Flow, Performative, Transfe
 use tokio::io::AsyncWrite;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::{ConnError, HOUSEKEEPING, MAX_SESSIONS, decode, flush};
+use super::{ConnError, HOUSEKEEPING, decode, flush};
 use crate::auth::Authorization;
 use crate::broker::{Broker, ConnectionCommand};
 use crate::faults::Signal;
+use crate::limits::{Buffered, MAX_SESSIONS};
 use crate::link::publisher::{PUBLISH_CREDIT, PublishTarget};
 use crate::link::reply::{pump_replies, route_reply};
 use crate::session::{HANDLE_MAX, INCOMING_WINDOW, Link, Output, Session};
@@ -27,6 +28,8 @@ pub(super) struct Connection {
     pub(super) sessions: HashMap<u16, Session>,
     /// What this connection may touch: everything, or what its put-tokens cover.
     pub(super) auth: Authorization,
+    /// Bytes held in unfinished deliveries (capped, see [`crate::limits`]).
+    pub(super) buffered: Buffered,
 }
 
 pub(super) enum Step {
@@ -220,7 +223,11 @@ impl Connection {
                 format!("transfer on handle {handle}, which is not a sending link"),
             ));
         };
-        let Some(done) = link.on_transfer(transfer, payload, &broker, &self.auth)? else {
+        let before = link.buffered();
+        let done = link.on_transfer(transfer, payload, &broker, &self.auth)?;
+        self.buffered
+            .update(link.is_request_link(), before, link.buffered())?;
+        let Some(done) = done else {
             return Ok(Step::Continue);
         };
         let top_up = (link.credit < PUBLISH_CREDIT / 2).then(|| {
@@ -242,7 +249,10 @@ impl Connection {
         if let Some(mut reply) = done.reply {
             if let Some(grant) = reply.grant.take() {
                 tracing::debug!(path = %grant.path, expires = grant.expires, "put-token granted");
-                self.auth.grant(grant);
+                // Checked before the answer was encoded; nothing ran in between.
+                if let Err(e) = self.auth.grant(grant, crate::broker::now_ms() / 1000) {
+                    tracing::debug!(description = %e.description, "put-token grant not recorded");
+                }
             }
             route_reply(&mut self.sessions, channel, reply);
         }
@@ -262,6 +272,7 @@ impl Connection {
             return Ok(Step::Continue);
         };
         tracing::debug!(handle, "link detached by the client");
+        self.buffered.forget(&link);
         release(&link);
         self.out
             .frame(channel, &perf::detach(handle, detach.closed, None), &[])?;
@@ -270,7 +281,10 @@ impl Connection {
 
     fn on_end(&mut self, channel: u16) -> Result<Step, AmqpError> {
         if let Some(session) = self.sessions.remove(&channel) {
-            session.links.values().for_each(release);
+            session.links.values().for_each(|link| {
+                self.buffered.forget(link);
+                release(link);
+            });
             self.out.frame(channel, &perf::end(None), &[])?;
         }
         Ok(Step::Continue)
@@ -319,6 +333,7 @@ impl Connection {
                 .collect();
             for handle in handles {
                 if let Some(link) = session.links.remove(&handle) {
+                    self.buffered.forget(&link);
                     release(&link);
                 }
                 let error = AmqpError::new(

@@ -38,8 +38,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const REFUSAL_DETACH_DELAY: Duration = Duration::from_secs(1);
 /// How often the loop looks at heartbeats and overdue refusals.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
-/// Sessions one connection may hold.
-const MAX_SESSIONS: usize = 256;
 
 /// Serves one accepted TCP connection until it closes, fails, or the server shuts down.
 pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: watch::Receiver<bool>, id: u64) {
@@ -160,6 +158,7 @@ async fn run(
         commands: commands_tx,
         out,
         sessions: HashMap::new(),
+        buffered: crate::limits::Buffered::default(),
     };
     let result = conn
         .event_loop(&mut writer, frames_rx, commands_rx, shutdown, heartbeat)

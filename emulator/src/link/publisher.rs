@@ -1,5 +1,6 @@
 //! Links on which the client sends: events to a hub or partition, `$cbs` and `$management`
-//! requests. Multi-frame deliveries are reassembled up to [`MAX_MESSAGE_SIZE`].
+//! requests. Multi-frame deliveries are reassembled up to [`MAX_MESSAGE_SIZE`] (events) or
+//! [`MAX_REQUEST_SIZE`] (requests); a larger one is dropped as it arrives and rejected.
 
 use std::sync::Arc;
 
@@ -10,8 +11,9 @@ use fe2o3_amqp_types::performatives::{Attach, Transfer};
 use super::address::{Address, parse_address};
 use super::{MAX_MESSAGE_SIZE, echo_terminus};
 use crate::auth::{Authorization, Grant};
-use crate::broker::{Broker, Hub};
-use crate::cbs::handle_put_token;
+use crate::broker::{Broker, Hub, now_ms};
+use crate::cbs::{CbsResponse, JwtPolicy, handle_put_token};
+use crate::limits::MAX_REQUEST_SIZE;
 use crate::management::handle_read;
 use crate::wire::message::{
     Request, encode_response, event_messages, message_annotations, parse_request, partition_key,
@@ -168,6 +170,25 @@ fn find_hub(broker: &Broker, name: &str) -> Result<Arc<Hub>, AmqpError> {
 }
 
 impl PublisherLink {
+    /// Bytes held for the unfinished delivery.
+    pub fn buffered(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.buf.len())
+    }
+
+    /// Whether this link carries `$cbs` / `$management` requests (not events).
+    pub fn is_request_link(&self) -> bool {
+        matches!(self.target, PublishTarget::Cbs | PublishTarget::Management)
+    }
+
+    /// Largest delivery this link accepts.
+    fn max_size(&self) -> usize {
+        if self.is_request_link() {
+            MAX_REQUEST_SIZE
+        } else {
+            usize::try_from(MAX_MESSAGE_SIZE).unwrap_or(usize::MAX)
+        }
+    }
+
     /// Handles one transfer frame; returns the result when a delivery is complete.
     pub fn on_transfer(
         &mut self,
@@ -204,7 +225,8 @@ impl PublisherLink {
         if transfer.settled == Some(true) {
             partial.settled = true;
         }
-        if partial.buf.len() + payload.len() > MAX_MESSAGE_SIZE as usize {
+        let max_size = self.max_size();
+        if partial.buf.len().saturating_add(payload.len()) > max_size {
             partial.oversized = true;
             partial.buf = Vec::new();
         } else if !partial.oversized {
@@ -224,7 +246,7 @@ impl PublisherLink {
                 settle,
                 outcome: Outcome::Rejected(AmqpError::new(
                     condition::MESSAGE_SIZE_EXCEEDED,
-                    format!("the message exceeds the maximum size of {MAX_MESSAGE_SIZE} bytes"),
+                    format!("the message exceeds the maximum size of {max_size} bytes"),
                 )),
                 reply: None,
             }));
@@ -289,13 +311,25 @@ impl PublisherLink {
         let (node, encoded) = match &self.target {
             PublishTarget::Cbs => {
                 let _span = tracing::debug_span!("amqp.cbs.put_token").entered();
-                let r = handle_put_token(request, &broker.config.sas_key);
+                let jwt = if broker.config.accept_unverified_jwt {
+                    JwtPolicy::AcceptUnverified
+                } else {
+                    JwtPolicy::Refuse
+                };
+                let mut r = handle_put_token(request, &broker.config.sas_key, jwt);
+                if let Some(Err(e)) = r.grant.as_ref().map(|g| auth.can_grant(g, now_ms() / 1000)) {
+                    r = CbsResponse {
+                        status: 403,
+                        description: format!("put-token: {}", e.description),
+                        grant: None,
+                    };
+                }
                 grant.clone_from(&r.grant);
                 tracing::debug!(status = r.status, description = %r.description, "put-token answered");
-                let cond = (r.status >= 400).then_some(if r.status == 401 {
-                    condition::UNAUTHORIZED
-                } else {
-                    condition::INVALID_FIELD
+                let cond = (r.status >= 400).then_some(match r.status {
+                    401 => condition::UNAUTHORIZED,
+                    403 => condition::RESOURCE_LIMIT,
+                    _ => condition::INVALID_FIELD,
                 });
                 (
                     Address::Cbs,

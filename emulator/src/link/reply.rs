@@ -7,11 +7,9 @@ use fe2o3_amqp_types::performatives::Attach;
 use super::address::Address;
 use super::publisher::Reply;
 use super::{MAX_MESSAGE_SIZE, echo_terminus};
+use crate::limits::{MAX_PENDING_REPLIES, MAX_PENDING_REPLY_BYTES};
 use crate::session::{Link, Output, Session};
 use crate::wire::performative::{AmqpError, AttachOut};
-
-/// Most responses kept for a reply link without credit.
-pub const MAX_PENDING_REPLIES: usize = 256;
 
 /// A reply link: the client's receiver on `$cbs` or `$management`.
 #[derive(Debug)]
@@ -24,23 +22,28 @@ pub struct ReplyLink {
     pub credit: u32,
     /// Our delivery count.
     pub delivery_count: u32,
-    /// Responses waiting for credit (bounded).
+    /// Responses waiting for credit (bounded per connection, see [`crate::limits`]).
     pub pending: VecDeque<Vec<u8>>,
 }
 
 /// Queues a response on the client's reply link: the one whose address matches reply-to,
-/// else any reply link on the same node, preferring the request's session.
+/// else any reply link on the same node, preferring the request's session. A connection whose
+/// reply links already hold [`MAX_PENDING_REPLIES`] responses or [`MAX_PENDING_REPLY_BYTES`]
+/// (the client sends requests without giving credit to read the answers) loses the response.
 pub fn route_reply(sessions: &mut HashMap<u16, Session>, channel: u16, reply: Reply) {
     let mut order: Vec<u16> = vec![channel];
     order.extend(sessions.keys().copied().filter(|c| *c != channel));
     let mut fallback: Option<(u16, u32)> = None;
     let mut exact: Option<(u16, u32)> = None;
+    let (mut held, mut held_bytes) = (0usize, 0usize);
     for ch in order {
         let Some(session) = sessions.get(&ch) else {
             continue;
         };
         for (handle, link) in &session.links {
             if let Link::Reply(r) = link {
+                held += r.pending.len();
+                held_bytes += r.pending.iter().map(Vec::len).sum::<usize>();
                 if r.node != reply.node {
                     continue;
                 }
@@ -51,11 +54,18 @@ pub fn route_reply(sessions: &mut HashMap<u16, Session>, channel: u16, reply: Re
             }
         }
     }
+    if held >= MAX_PENDING_REPLIES || held_bytes.saturating_add(reply.message.len()) > MAX_PENDING_REPLY_BYTES
+    {
+        tracing::debug!(
+            held,
+            held_bytes,
+            "reply links hold too many responses; one dropped"
+        );
+        return;
+    }
     match exact.or(fallback) {
         Some((ch, handle)) => {
-            if let Some(Link::Reply(r)) = sessions.get_mut(&ch).and_then(|s| s.links.get_mut(&handle))
-                && r.pending.len() < MAX_PENDING_REPLIES
-            {
+            if let Some(Link::Reply(r)) = sessions.get_mut(&ch).and_then(|s| s.links.get_mut(&handle)) {
                 r.pending.push_back(reply.message);
             }
         }

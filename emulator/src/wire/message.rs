@@ -262,7 +262,24 @@ pub fn parse_request(message: &[u8]) -> Result<Request, CodecError> {
     Ok(request)
 }
 
+/// Longest `status-description` sent: descriptions may quote what the client sent, and a
+/// response waits in memory until the client gives credit.
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub fn truncate_text(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
+}
+
 /// Encodes a response: correlation-id, status in application properties, amqp-value body.
+/// The description is cut to [`MAX_DESCRIPTION_LEN`] bytes.
 pub fn encode_response(
     correlation_id: &Value,
     status: i32,
@@ -282,7 +299,7 @@ pub fn encode_response(
     app.insert(Value::String("status-code".into()), Value::Int(status));
     app.insert(
         Value::String("status-description".into()),
-        Value::String(description.into()),
+        Value::String(truncate_text(description, MAX_DESCRIPTION_LEN).into_owned()),
     );
     if let Some(condition) = error_condition {
         app.insert(
@@ -299,6 +316,18 @@ pub fn encode_response(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary() {
+        assert_eq!(truncate_text("short", 10), "short");
+        let long = "é".repeat(100);
+        let cut = truncate_text(&long, 11);
+        assert!(cut.len() <= 11, "{cut}");
+        assert!(cut.ends_with('…'));
+        let response =
+            encode_response(&Value::Ulong(1), 401, &"x".repeat(100_000), None, Value::Null).unwrap();
+        assert!(response.len() < MAX_DESCRIPTION_LEN + 200, "{}", response.len());
+    }
+
     use super::*;
 
     fn data_section(bytes: &[u8]) -> Vec<u8> {
