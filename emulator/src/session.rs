@@ -25,11 +25,41 @@ pub struct Output {
 
 impl Output {
     /// Queues one frame: a performative and an optional payload.
+    ///
+    /// # Errors
+    /// The frame would exceed the peer's max-frame-size (`amqp:frame-size-too-small`: a
+    /// performative cannot be split, AMQP 1.0 2.7.1); nothing is queued.
     pub fn frame(&mut self, channel: u16, performative: &Value, payload: &[u8]) -> Result<(), AmqpError> {
         let bytes = encode(performative)
             .map_err(|e| AmqpError::new(condition::INTERNAL_ERROR, format!("encoding a frame: {e}")))?;
+        let size = 8 + bytes.len() + payload.len();
+        if size > self.remote_max_frame_size as usize {
+            return Err(AmqpError::new(
+                condition::FRAME_SIZE_TOO_SMALL,
+                format!(
+                    "a {size}-byte frame does not fit the client's max-frame-size of {}",
+                    self.remote_max_frame_size
+                ),
+            ));
+        }
         encode_frame(&mut self.buf, FRAME_TYPE_AMQP, channel, &[&bytes, payload]);
         Ok(())
+    }
+
+    /// Queues a `close` carrying `error`, its description cut so the frame fits the peer's
+    /// max-frame-size (at least 512 bytes, so the condition always fits).
+    pub fn close(&mut self, error: Option<&AmqpError>) -> Result<(), AmqpError> {
+        let Some(error) = error else {
+            return self.frame(0, &crate::wire::performative::close(None), &[]);
+        };
+        let room = (self.remote_max_frame_size as usize)
+            .saturating_sub(64 + error.condition.len())
+            .max(64);
+        let cut = AmqpError::new(
+            &error.condition,
+            crate::wire::message::truncate_text(&error.description, room).into_owned(),
+        );
+        self.frame(0, &crate::wire::performative::close(Some(&cut)), &[])
     }
 }
 

@@ -109,7 +109,7 @@ impl Connection {
 
     pub(super) fn close_with(&mut self, error: AmqpError) -> Step {
         tracing::debug!(condition = %error.condition, description = %error.description, "closing connection");
-        let _ = self.out.frame(0, &perf::close(Some(&error)), &[]);
+        let _ = self.out.close(Some(&error));
         Step::Closed
     }
 
@@ -139,7 +139,7 @@ impl Connection {
             Performative::Detach(detach) => self.on_detach(channel, &detach),
             Performative::End(_) => self.on_end(channel),
             Performative::Close(_) => {
-                self.out.frame(0, &perf::close(None), &[])?;
+                self.out.close(None)?;
                 Ok(Step::Closed)
             }
         }

@@ -36,6 +36,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a refused link waits for the client's detach before we send ours.
 const REFUSAL_DETACH_DELAY: Duration = Duration::from_secs(1);
+/// How long a closing connection waits for the client to read our `close` and hang up.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes read and discarded while lingering.
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
 /// How often the loop looks at heartbeats and overdue refusals.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
@@ -74,33 +78,21 @@ async fn run(
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    let (remote_open, mechanism) = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let mut header = [0u8; 8];
-        reader.read_exact(&mut header).await?;
-        let mut mechanism = None;
-        if header == SASL_HEADER {
-            let chosen = sasl::negotiate(&mut reader, &mut writer, &broker.config.sas_key)
-                .await
-                .map_err(|e| ConnError::Handshake(e.to_string()))?;
-            tracing::debug!(mechanism = %chosen, "SASL done");
-            mechanism = Some(chosen);
-            reader.read_exact(&mut header).await?;
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut reader, &mut writer, &broker))
+        .await
+        .map_err(|_| ConnError::Timeout("handshake"));
+    let (remote_open, mechanism) = match handshake {
+        Ok(Ok(done)) => done,
+        Ok(Err(
+            e @ (ConnError::Handshake(_)
+            | ConnError::Frame(FrameError::TooLarge { .. } | FrameError::Malformed(_))),
+        )) => {
+            // What we answered (a protocol header, a SASL outcome) reaches the client intact.
+            linger(writer, reader).await;
+            return Err(e);
         }
-        if header != AMQP_HEADER {
-            let _ = crate::wire::frame::write_header(&mut writer, &AMQP_HEADER).await;
-            return Err(ConnError::Handshake(format!(
-                "unsupported protocol header {header:?}"
-            )));
-        }
-        crate::wire::frame::write_header(&mut writer, &AMQP_HEADER).await?;
-        let frame = read_frame(&mut reader, MAX_FRAME_SIZE).await?;
-        match decode(&frame) {
-            Ok((Performative::Open(open), _)) => Ok((open, mechanism)),
-            _ => Err(ConnError::Handshake("the first frame must be open".into())),
-        }
-    })
-    .await
-    .map_err(|_| ConnError::Timeout("handshake"))??;
+        Ok(Err(e)) | Err(e) => return Err(e),
+    };
 
     let remote_max = remote_open
         .max_frame_size
@@ -121,20 +113,25 @@ async fn run(
     flush(&mut writer, &mut out).await?;
 
     let (frames_tx, frames_rx) = mpsc::channel::<Result<RawFrame, FrameError>>(16);
+    let (stop_reading, mut stop) = watch::channel(false);
     let reader_task = tokio::spawn(
         async move {
             let silence = Duration::from_millis(u64::from(IDLE_TIMEOUT_MS) * 2);
             loop {
-                let result =
-                    match tokio::time::timeout(silence, read_frame(&mut reader, MAX_FRAME_SIZE)).await {
+                let result = tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    read = tokio::time::timeout(silence, read_frame(&mut reader, MAX_FRAME_SIZE)) => match read {
                         Ok(r) => r,
                         Err(_) => Err(FrameError::Malformed("idle timeout: no frame received")),
-                    };
+                    },
+                };
                 let failed = result.is_err();
                 if frames_tx.send(result).await.is_err() || failed {
                     break;
                 }
             }
+            reader
         }
         .in_current_span(),
     );
@@ -164,8 +161,76 @@ async fn run(
         .event_loop(&mut writer, frames_rx, commands_rx, shutdown, heartbeat)
         .await;
     conn.release_all();
-    reader_task.abort();
+    match result {
+        // We sent `close` (or answered the client's): let it arrive before the socket goes.
+        Ok(()) | Err(ConnError::Frame(_)) => {
+            let _ = stop_reading.send(true);
+            if let Ok(Ok(reader)) = tokio::time::timeout(LINGER, reader_task).await {
+                linger(writer, reader).await;
+            }
+        }
+        // The peer is gone, or a fault cut the connection on purpose: nothing to deliver.
+        Err(_) => reader_task.abort(),
+    }
     result
+}
+
+/// Headers, SASL and the client's `open`.
+async fn handshake<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    broker: &Broker,
+) -> Result<(fe2o3_amqp_types::performatives::Open, Option<String>), ConnError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut header = [0u8; 8];
+    reader.read_exact(&mut header).await?;
+    let mut mechanism = None;
+    if header == SASL_HEADER {
+        let chosen = sasl::negotiate(reader, writer, &broker.config.sas_key)
+            .await
+            .map_err(|e| ConnError::Handshake(e.to_string()))?;
+        tracing::debug!(mechanism = %chosen, "SASL done");
+        mechanism = Some(chosen);
+        reader.read_exact(&mut header).await?;
+    }
+    if header != AMQP_HEADER {
+        let _ = crate::wire::frame::write_header(writer, &AMQP_HEADER).await;
+        return Err(ConnError::Handshake(format!(
+            "unsupported protocol header {header:?}"
+        )));
+    }
+    crate::wire::frame::write_header(writer, &AMQP_HEADER).await?;
+    let frame = read_frame(reader, MAX_FRAME_SIZE).await?;
+    match decode(&frame) {
+        Ok((Performative::Open(open), _)) => Ok((open, mechanism)),
+        _ => Err(ConnError::Handshake("the first frame must be open".into())),
+    }
+}
+
+/// Closes gracefully after our last frame: flushes it, shuts our side down (FIN), then reads
+/// and discards what the client still sends until it closes too, for at most [`LINGER`] and
+/// [`LINGER_BYTES`]. Dropping a socket with unread input makes the kernel send a reset, which
+/// can destroy the `close` frame (and its error) before the client reads it.
+async fn linger<W, R>(mut writer: W, mut reader: R)
+where
+    W: AsyncWrite + Unpin,
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let drain = async {
+        let _ = writer.shutdown().await;
+        let mut scratch = vec![0u8; 16 * 1024];
+        let mut read = 0usize;
+        while read < LINGER_BYTES {
+            match reader.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut Output) -> Result<(), ConnError> {

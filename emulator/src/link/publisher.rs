@@ -138,7 +138,10 @@ pub fn attach_publisher(attach: &Attach, broker: &Broker) -> Result<(PublisherLi
         source: echo_terminus(attach.source.as_deref()),
         target: echo_terminus(attach.target.as_deref()),
         initial_delivery_count: None,
-        max_message_size: MAX_MESSAGE_SIZE,
+        max_message_size: match target {
+            PublishTarget::Cbs | PublishTarget::Management => MAX_REQUEST_SIZE as u64,
+            PublishTarget::Events { .. } => MAX_MESSAGE_SIZE,
+        },
         offered_capabilities: vec![],
         properties: vec![],
     };

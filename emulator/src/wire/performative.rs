@@ -29,7 +29,14 @@ impl AmqpError {
             0x1d,
             vec![
                 Value::Symbol(Symbol::from(self.condition.as_str())),
-                Value::String(self.description.clone()),
+                // Descriptions may quote what the client sent: bounded so an error fits a frame.
+                Value::String(
+                    crate::wire::message::truncate_text(
+                        &self.description,
+                        crate::wire::message::MAX_DESCRIPTION_LEN,
+                    )
+                    .into_owned(),
+                ),
                 Value::Null,
             ],
         )
@@ -60,6 +67,8 @@ pub mod condition {
     pub const INTERNAL_ERROR: &str = "amqp:internal-error";
     /// Too many connections or links.
     pub const RESOURCE_LIMIT: &str = "amqp:resource-limit-exceeded";
+    /// A performative does not fit in the peer's max-frame-size (AMQP 1.0, 2.8.15).
+    pub const FRAME_SIZE_TOO_SMALL: &str = "amqp:frame-size-too-small";
 }
 
 /// A described list value.

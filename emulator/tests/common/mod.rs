@@ -3,6 +3,8 @@
 // Test support: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod raw;
+
 use eventhubs_emulator::{Emulator, EmulatorHandle};
 use fe2o3_amqp::connection::ConnectionHandle;
 use fe2o3_amqp::link::delivery::Sendable;
