@@ -44,18 +44,9 @@ where
     if frame.frame_type != FRAME_TYPE_SASL {
         return Err(SaslError::Protocol("expected a SASL frame".into()));
     }
-    let len = value_len(&frame.body).map_err(|e| SaslError::Protocol(e.to_string()))?;
-    if descriptor_code(&frame.body) != Some(0x41) {
-        return Err(SaslError::Protocol("expected sasl-init".into()));
-    }
-    let init: SaslInit =
-        serde_amqp::from_slice(&frame.body[..len]).map_err(|e| SaslError::Protocol(e.to_string()))?;
+    let init = parse_sasl_init(&frame.body)?;
     let mechanism = init.mechanism.0.clone();
-    let accepted = match mechanism.as_str() {
-        "ANONYMOUS" | "MSSBCBS" => true,
-        "PLAIN" => plain_matches(init.initial_response.as_ref().map(|b| b.as_ref()), key),
-        _ => false,
-    };
+    let accepted = accepts(&init, key);
     let outcome = encode(&sasl_outcome(if accepted { 0 } else { 1 }))
         .map_err(|e| SaslError::Protocol(e.to_string()))?;
     let mut out = Vec::new();
@@ -66,6 +57,28 @@ where
         Ok(mechanism)
     } else {
         Err(SaslError::Refused(mechanism))
+    }
+}
+
+/// Reads a `sasl-init` frame body: bounded validation first, then fe2o3's decoder.
+///
+/// # Errors
+/// Anything but a well-formed `sasl-init`.
+pub fn parse_sasl_init(body: &[u8]) -> Result<SaslInit, SaslError> {
+    let len = value_len(body).map_err(|e| SaslError::Protocol(e.to_string()))?;
+    if descriptor_code(body) != Some(0x41) {
+        return Err(SaslError::Protocol("expected sasl-init".into()));
+    }
+    serde_amqp::from_slice(&body[..len]).map_err(|e| SaslError::Protocol(e.to_string()))
+}
+
+/// Whether a sasl-init's credentials are accepted: ANONYMOUS (and MSSBCBS) always, PLAIN with
+/// the configured key name and value.
+pub fn accepts(init: &SaslInit, key: &SasKey) -> bool {
+    match init.mechanism.0.as_str() {
+        "ANONYMOUS" | "MSSBCBS" => true,
+        "PLAIN" => plain_matches(init.initial_response.as_ref().map(|b| b.as_ref()), key),
+        _ => false,
     }
 }
 

@@ -127,7 +127,7 @@ impl Connection {
         if frame.body.is_empty() {
             return Ok(Step::Continue);
         }
-        let (performative, payload) = decode(frame)?;
+        let (performative, payload) = decode(&frame.body)?;
         let channel = frame.channel;
         match performative {
             Performative::Open(_) => Err(AmqpError::new("amqp:illegal-state", "open received twice")),

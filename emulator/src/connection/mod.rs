@@ -21,9 +21,8 @@ use crate::auth::Authorization;
 use crate::broker::Broker;
 use crate::sasl;
 use crate::session::Output;
-use crate::wire::codec::value_len;
 use crate::wire::frame::{AMQP_HEADER, FrameError, RawFrame, SASL_HEADER, read_frame};
-use crate::wire::performative::{self as perf, AmqpError, condition};
+use crate::wire::performative::{self as perf, decode_performative as decode};
 use dispatch::Connection;
 
 /// Largest frame we accept.
@@ -204,7 +203,7 @@ where
     }
     crate::wire::frame::write_header(writer, &AMQP_HEADER).await?;
     let frame = read_frame(reader, MAX_FRAME_SIZE).await?;
-    match decode(&frame) {
+    match decode(&frame.body) {
         Ok((Performative::Open(open), _)) => Ok((open, mechanism)),
         _ => Err(ConnError::Handshake("the first frame must be open".into())),
     }
@@ -250,13 +249,4 @@ async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut Output) -> Resul
         out.buf.clear();
     }
     Ok(())
-}
-
-/// Splits a frame body into its performative and payload.
-fn decode(frame: &RawFrame) -> Result<(Performative, &[u8]), AmqpError> {
-    let bad = |why: String| AmqpError::new(condition::DECODE_ERROR, why);
-    let len = value_len(&frame.body).map_err(|e| bad(format!("performative: {e}")))?;
-    let performative: Performative =
-        serde_amqp::from_slice(&frame.body[..len]).map_err(|e| bad(format!("performative: {e}")))?;
-    Ok((performative, &frame.body[len..]))
 }

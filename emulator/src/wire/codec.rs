@@ -7,9 +7,12 @@
 /// Deepest nesting of described/list/map/array values accepted from a client.
 pub const MAX_DEPTH: usize = 48;
 
-/// Most elements of an array whose elements take no bytes (null, true, false, uint 0, ulong 0,
-/// the empty list): their count is not bounded by the bytes present, so it is capped here, or
-/// a 48-byte frame could make a decoder loop (or allocate) billions of times.
+/// Array elements that take no bytes (null, true, false, uint 0, ulong 0, the empty list) are
+/// not bounded by the bytes present: a 10-byte array can claim 2^32 - 1 of them, and a 48-byte
+/// frame made a decoder loop for seconds. One value may hold at most as many of them as it has
+/// bytes, and never more than this, across all its arrays. With the other elements taking at
+/// least a byte each, a decoder of a value that passed [`value_len`] builds at most two values
+/// per byte: decoding work is proportional to the input.
 pub const MAX_ZERO_WIDTH_ELEMENTS: usize = 4096;
 
 /// Why bytes are not a well-formed AMQP value.
@@ -45,26 +48,33 @@ fn read_u32(bytes: &[u8], at: usize) -> Result<usize, CodecError> {
 
 /// Length in bytes of the one value at the start of `bytes` (constructor included).
 pub fn value_len(bytes: &[u8]) -> Result<usize, CodecError> {
-    value_len_at(bytes, 0)
+    let mut zero_width = 0;
+    let len = value_len_at(bytes, 0, &mut zero_width)?;
+    if zero_width > len {
+        return Err(CodecError::Unexpected(
+            "more zero-width array elements than the value has bytes",
+        ));
+    }
+    Ok(len)
 }
 
-fn value_len_at(bytes: &[u8], depth: usize) -> Result<usize, CodecError> {
+fn value_len_at(bytes: &[u8], depth: usize, zw: &mut usize) -> Result<usize, CodecError> {
     if depth > MAX_DEPTH {
         return Err(CodecError::TooDeep);
     }
     let code = *bytes.first().ok_or(CodecError::Truncated)?;
     if code == 0x00 {
-        let descriptor = value_len_at(bytes.get(1..).ok_or(CodecError::Truncated)?, depth + 1)?;
+        let descriptor = value_len_at(bytes.get(1..).ok_or(CodecError::Truncated)?, depth + 1, zw)?;
         let rest = bytes.get(1 + descriptor..).ok_or(CodecError::Truncated)?;
-        let value = value_len_at(rest, depth + 1)?;
+        let value = value_len_at(rest, depth + 1, zw)?;
         return Ok(1 + descriptor + value);
     }
-    let body = body_len(code, &bytes[1..], depth)?;
+    let body = body_len(code, &bytes[1..], depth, zw)?;
     Ok(1 + body)
 }
 
 /// Length of a value's body (after its constructor byte).
-fn body_len(code: u8, bytes: &[u8], depth: usize) -> Result<usize, CodecError> {
+fn body_len(code: u8, bytes: &[u8], depth: usize, zw: &mut usize) -> Result<usize, CodecError> {
     let fixed = |n: usize| {
         if bytes.len() >= n {
             Ok(n)
@@ -90,22 +100,22 @@ fn body_len(code: u8, bytes: &[u8], depth: usize) -> Result<usize, CodecError> {
         0xc0 | 0xc1 => {
             let size = read_u8(bytes, 0)?;
             let count = read_u8(bytes, 1)?;
-            compound(bytes, 1, size, 1, count, code == 0xc1, depth)
+            compound(bytes, (1, size), (1, count), code == 0xc1, depth, zw)
         }
         0xd0 | 0xd1 => {
             let size = read_u32(bytes, 0)?;
             let count = read_u32(bytes, 4)?;
-            compound(bytes, 4, size, 4, count, code == 0xd1, depth)
+            compound(bytes, (4, size), (4, count), code == 0xd1, depth, zw)
         }
         0xe0 => {
             let size = read_u8(bytes, 0)?;
             let count = read_u8(bytes, 1)?;
-            array(bytes, 1, size, 2, count, depth)
+            array(bytes, (1, size), 2, count, depth, zw)
         }
         0xf0 => {
             let size = read_u32(bytes, 0)?;
             let count = read_u32(bytes, 4)?;
-            array(bytes, 4, size, 8, count, depth)
+            array(bytes, (4, size), 8, count, depth, zw)
         }
         other => Err(CodecError::BadFormatCode(other)),
     }
@@ -114,12 +124,11 @@ fn body_len(code: u8, bytes: &[u8], depth: usize) -> Result<usize, CodecError> {
 /// A list or map: `size` counts the bytes after the size field; elements follow the count.
 fn compound(
     bytes: &[u8],
-    size_width: usize,
-    size: usize,
-    count_width: usize,
-    count: usize,
+    (size_width, size): (usize, usize),
+    (count_width, count): (usize, usize),
     is_map: bool,
     depth: usize,
+    zw: &mut usize,
 ) -> Result<usize, CodecError> {
     let total = size_width.saturating_add(size);
     let region = bytes.get(..total).ok_or(CodecError::Truncated)?;
@@ -129,7 +138,7 @@ fn compound(
     let mut at = size_width + count_width;
     for _ in 0..count {
         let rest = region.get(at..).ok_or(CodecError::Truncated)?;
-        at += value_len_at(rest, depth + 1)?;
+        at += value_len_at(rest, depth + 1, zw)?;
     }
     if at != total {
         return Err(CodecError::Unexpected(
@@ -142,11 +151,11 @@ fn compound(
 /// An array: one element constructor, then `count` bodies without constructors.
 fn array(
     bytes: &[u8],
-    size_width: usize,
-    size: usize,
+    (size_width, size): (usize, usize),
     header: usize,
     count: usize,
     depth: usize,
+    zw: &mut usize,
 ) -> Result<usize, CodecError> {
     let total = size_width.saturating_add(size);
     let region = bytes.get(..total).ok_or(CodecError::Truncated)?;
@@ -156,15 +165,20 @@ fn array(
     if code == 0 {
         // Described element type: a descriptor value then the element constructor.
         let rest = region.get(at..).ok_or(CodecError::Truncated)?;
-        at += value_len_at(rest, depth + 1)?;
+        at += value_len_at(rest, depth + 1, zw)?;
         code = read_u8(region, at)?;
         at += 1;
     }
     let element = u8::try_from(code).map_err(|_| CodecError::BadFormatCode(0xff))?;
     match fixed_width(element) {
         // Work bounded by the bytes present: fixed-width bodies are counted, not walked.
-        Some(0) if count > MAX_ZERO_WIDTH_ELEMENTS => {
-            return Err(CodecError::Unexpected("array of too many zero-width elements"));
+        Some(0) => {
+            *zw = zw.saturating_add(count);
+            if *zw > MAX_ZERO_WIDTH_ELEMENTS {
+                return Err(CodecError::Unexpected(
+                    "too many zero-width array elements in one value",
+                ));
+            }
         }
         Some(width) => {
             at = count
@@ -179,7 +193,7 @@ fn array(
         None => {
             for _ in 0..count {
                 let rest = region.get(at..).ok_or(CodecError::Truncated)?;
-                at += body_len(element, rest, depth + 1)?;
+                at += body_len(element, rest, depth + 1, zw)?;
             }
         }
     }
@@ -270,6 +284,11 @@ mod tests {
         assert!(matches!(value_len(&nulls), Err(CodecError::Unexpected(_))));
         // A few zero-width elements are fine; so are fixed-width ones counted by multiplication.
         assert_eq!(value_len(&[0xe0, 2, 3, 0x40]), Ok(4));
+        // More than the value has bytes is not.
+        assert!(matches!(
+            value_len(&[0xe0, 2, 5, 0x40]),
+            Err(CodecError::Unexpected(_))
+        ));
         assert_eq!(value_len(&[0xe0, 10, 2, 0x70, 0, 0, 0, 1, 0, 0, 0, 2]), Ok(12));
         // A count the bytes cannot hold is truncated, whatever the width.
         assert_eq!(
@@ -277,6 +296,29 @@ mod tests {
             Err(CodecError::Truncated)
         );
         assert!(value_len(&[0xe0, 3, 200, 0xa1, 1, b'x']).is_err());
+    }
+
+    #[test]
+    fn zero_width_elements_are_capped_per_value_not_per_array() {
+        // A list of 100 arrays of 4000 nulls each: 400 000 values in ~700 bytes.
+        let array = [0xf0u8, 0, 0, 0, 5, 0, 0, 0x0f, 0xa0, 0x40];
+        let mut list = vec![0xd0u8];
+        let body: Vec<u8> = std::iter::repeat_n(array, 100).flatten().collect();
+        list.extend(u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+        list.extend(100u32.to_be_bytes());
+        list.extend(&body);
+        assert!(matches!(value_len(&list), Err(CodecError::Unexpected(_))));
+        // Nor may one array alone claim more elements than its value has bytes.
+        assert!(matches!(value_len(&array), Err(CodecError::Unexpected(_))));
+        // Inside a value large enough, a few thousand are fine.
+        let mut padded = vec![0xd0u8];
+        let mut body = array.to_vec();
+        body.extend([0xb0, 0, 0, 0x10, 0]);
+        body.extend(vec![b'x'; 0x1000]);
+        padded.extend(u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+        padded.extend(2u32.to_be_bytes());
+        padded.extend(&body);
+        assert_eq!(value_len(&padded), Ok(padded.len()));
     }
 
     #[test]

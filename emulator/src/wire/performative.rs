@@ -328,6 +328,20 @@ pub fn sasl_outcome(code: u8) -> Value {
     described(0x44, vec![Value::Ubyte(code), Value::Null])
 }
 
+/// Splits a frame body into its performative and payload. The performative's bytes pass the
+/// bounded validator ([`crate::wire::codec::value_len`]) before fe2o3's decoder sees them.
+///
+/// # Errors
+/// `amqp:decode-error` naming what is wrong.
+pub fn decode_performative(
+    body: &[u8],
+) -> Result<(fe2o3_amqp_types::performatives::Performative, &[u8]), AmqpError> {
+    let bad = |why: String| AmqpError::new(condition::DECODE_ERROR, why);
+    let len = crate::wire::codec::value_len(body).map_err(|e| bad(format!("performative: {e}")))?;
+    let performative = serde_amqp::from_slice(&body[..len]).map_err(|e| bad(format!("performative: {e}")))?;
+    Ok((performative, &body[len..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
