@@ -24,6 +24,12 @@
 //!
 //! Each partition is an in-memory log bounded by [`Retention`] (events and bytes).
 //!
+//! It listens on a TCP port, so what a client can make it do is bounded: decoding work by the
+//! bytes present ([`wire::codec`]), memory per connection ([`limits`], each cap answered with
+//! the service's error), frames within the client's `max-frame-size`, and a `close` that
+//! reaches the client before the socket goes. The decoders are fuzzed from real client
+//! sessions ([`fuzz`]).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), eventhubs_emulator::Error> {

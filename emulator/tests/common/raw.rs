@@ -93,6 +93,11 @@ impl Script {
 
 /// A `$cbs` put-token request message for `audience` with `token`.
 pub fn put_token_message(id: u64, audience: &str, token: &str) -> Vec<u8> {
+    put_token_message_with_id(Value::Ulong(id), audience, token)
+}
+
+/// A put-token request whose message-id (echoed as the answer's correlation-id) is `id`.
+pub fn put_token_message_with_id(id: Value, audience: &str, token: &str) -> Vec<u8> {
     let mut props = OrderedMap::new();
     for (k, v) in [
         ("operation", "put-token"),
@@ -104,7 +109,7 @@ pub fn put_token_message(id: u64, audience: &str, token: &str) -> Vec<u8> {
     let mut message = encode(&described(
         0x73,
         vec![
-            Value::Ulong(id),
+            id,
             Value::Null,
             Value::Null,
             Value::Null,
