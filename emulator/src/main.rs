@@ -27,6 +27,10 @@ struct Args {
     /// refused with 401, as the service refuses a token it cannot verify.
     #[arg(long)]
     accept_unverified_jwt: bool,
+    /// Most simultaneous connections; more are closed on accept. With the per-connection caps
+    /// this bounds the emulator's memory as a whole.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
 }
 
 #[tokio::main]
@@ -55,7 +59,8 @@ async fn run(args: Args) -> Result<(), eventhubs_emulator::Error> {
             max_events: args.retention_events,
             max_bytes: args.retention_bytes,
         })
-        .accept_unverified_jwt(args.accept_unverified_jwt);
+        .accept_unverified_jwt(args.accept_unverified_jwt)
+        .max_connections(args.max_connections);
     let specs = if args.hubs.is_empty() {
         vec!["eh1:4".to_owned()]
     } else {
