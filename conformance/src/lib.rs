@@ -53,6 +53,7 @@
 pub mod cases;
 mod context;
 mod harness;
+pub mod linearizability;
 pub mod measure;
 mod model;
 mod runner;
@@ -60,6 +61,7 @@ mod runner;
 pub use cases::{CASES, Case};
 pub use context::{CaseResult, Ctx, Failure};
 pub use harness::{Harness, Instance, SetupError};
+pub use linearizability::history::HistoryConfig;
 pub use model::proptest_cases;
 pub use runner::{CaseReport, Outcome, Report, in_ci, run_all, run_case_blocking, run_one, skip_unless_ci};
 
@@ -125,6 +127,7 @@ macro_rules! conformance_tests {
             c13_fenced_checkpoint_requires_current_owner,
             tools_delete_checkpoint_and_list_scopes,
             model_random_sequences_match_reference,
+            c7_concurrent_histories_are_linearizable,
         );
     };
     (@cases; $($name:ident),* $(,)?) => {

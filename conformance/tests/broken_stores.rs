@@ -47,6 +47,18 @@ enum Bug {
     /// Acknowledges checkpoints of partition ids with `-`, `.` or non-ASCII characters, and
     /// writes nothing (C11).
     DropsHostileNames,
+    /// Keeps ownership and checkpoint in one row and claims by read-modify-write of the whole
+    /// row: a checkpoint written in between is put back to what was read (C10).
+    ClaimRewritesCheckpoint,
+    /// A reopened handle serves listings from a copy up to 30 ms old (a replica that lags).
+    LaggingListings,
+    /// After a won claim, "the response was lost" and the claim is sent again: the retry loses,
+    /// and the loss is returned although the first attempt won.
+    RetriedClaimReportsLoss,
+    /// Owner ids are stored lower-cased (breaks sharing a store with the official SDKs).
+    FoldsOwnerIds,
+    /// A fenced checkpoint checks the owner, then writes in a second step (C13).
+    TwoStepFence,
 }
 
 /// A partition id the `DropsHostileNames` store silently drops.
@@ -59,14 +71,39 @@ fn hostile(partition_id: &str) -> bool {
 type Outage = Arc<AtomicU32>;
 const OUTAGE_CALLS: u32 = 3;
 
+/// A handle's copy of the listings, for `LaggingListings`: when it was taken, and its rows.
+type Snapshot = Arc<std::sync::Mutex<Option<(std::time::Instant, Vec<Ownership>, Vec<Checkpoint>)>>>;
+
 #[derive(Debug, Clone)]
 struct BrokenStore {
     inner: InMemoryStore,
     bug: Bug,
     outage: Outage,
+    /// Set on reopened handles of a `LaggingListings` store.
+    lagging: Option<Snapshot>,
 }
 
 impl BrokenStore {
+    /// A lagging handle's listings: its copy, refreshed when older than 30 ms.
+    async fn lagged(
+        &self,
+        snapshot: &Snapshot,
+        scope: &PartitionScope,
+    ) -> Result<(Vec<Ownership>, Vec<Checkpoint>)> {
+        if let Ok(guard) = snapshot.lock()
+            && let Some((taken, owners, checkpoints)) = guard.as_ref()
+            && taken.elapsed() < Duration::from_millis(30)
+        {
+            return Ok((owners.clone(), checkpoints.clone()));
+        }
+        let owners = self.inner.list_ownership(scope).await?;
+        let checkpoints = self.inner.list_checkpoints(scope).await?;
+        if let Ok(mut guard) = snapshot.lock() {
+            *guard = Some((std::time::Instant::now(), owners.clone(), checkpoints.clone()));
+        }
+        Ok((owners, checkpoints))
+    }
+
     /// Inside an outage: the error this call fails with (`Ok(true)`: swallow a write, `AcksLostWrites`).
     fn outage(&self) -> std::result::Result<bool, Error> {
         let left = self
@@ -94,6 +131,9 @@ impl CheckpointStore for BrokenStore {
     }
 
     async fn list_ownership(&self, scope: &PartitionScope) -> Result<Vec<Ownership>> {
+        if let Some(snapshot) = &self.lagging {
+            return Ok(self.lagged(snapshot, scope).await?.0);
+        }
         if self.bug == Bug::LeaksPrefixScopes {
             let mut all = Vec::new();
             for s in self.inner.list_scopes().await? {
@@ -201,6 +241,58 @@ impl CheckpointStore for BrokenStore {
                 }));
                 Ok(won)
             }
+            Bug::ClaimRewritesCheckpoint => {
+                // Read the rows (ownership and checkpoint together), decide, write them back.
+                let mut read = Vec::new();
+                for claim in claims {
+                    let checkpoints = self.inner.list_checkpoints(&claim.scope).await?;
+                    let row = checkpoints
+                        .into_iter()
+                        .find(|c| c.partition_id == claim.partition_id.to_lowercase());
+                    read.push((claim.clone(), row));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let won = self.inner.claim_ownership(claims, options).await?;
+                for (claim, row) in read {
+                    if !won
+                        .iter()
+                        .any(|w| w.partition_id == claim.partition_id.to_lowercase())
+                    {
+                        continue;
+                    }
+                    match row {
+                        Some(cp) => {
+                            self.inner
+                                .set_checkpoint(&cp, &SetCheckpointOptions::default())
+                                .await?
+                        }
+                        None => {
+                            self.inner
+                                .delete_checkpoint(&claim.scope, &claim.partition_id)
+                                .await?;
+                        }
+                    }
+                }
+                Ok(won)
+            }
+            Bug::RetriedClaimReportsLoss => {
+                let first = self.inner.claim_ownership(claims, options).await?;
+                if first.is_empty() {
+                    return Ok(first);
+                }
+                // The response "was lost": the same batch again, and its answer returned.
+                self.inner.claim_ownership(claims, options).await
+            }
+            Bug::FoldsOwnerIds => {
+                let folded: Vec<Ownership> = claims
+                    .iter()
+                    .map(|c| Ownership {
+                        owner_id: c.owner_id.to_lowercase(),
+                        ..c.clone()
+                    })
+                    .collect();
+                self.inner.claim_ownership(&folded, options).await
+            }
             _ => self.inner.claim_ownership(claims, options).await,
         }
     }
@@ -208,6 +300,9 @@ impl CheckpointStore for BrokenStore {
     async fn list_checkpoints(&self, scope: &PartitionScope) -> Result<Vec<Checkpoint>> {
         if self.bug != Bug::AcksLostWrites {
             self.outage()?;
+        }
+        if let Some(snapshot) = &self.lagging {
+            return Ok(self.lagged(snapshot, scope).await?.1);
         }
         self.inner.list_checkpoints(scope).await
     }
@@ -235,6 +330,25 @@ impl CheckpointStore for BrokenStore {
                     &ClaimOptions::default(),
                 )
                 .await?;
+        }
+        if self.bug == Bug::TwoStepFence
+            && let Some(owner) = &options.required_owner
+        {
+            let owners = self.inner.list_ownership(&cp.scope).await?;
+            let holds = owners
+                .iter()
+                .any(|o| o.partition_id == cp.partition_id.to_lowercase() && o.owner_id == *owner);
+            if !holds {
+                return Err(Error::new(
+                    eventhubs_store_core::ErrorKind::OwnershipLost,
+                    format!("{owner} does not hold {}", cp.partition_id),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            return self
+                .inner
+                .set_checkpoint(&cp, &SetCheckpointOptions::default())
+                .await;
         }
         let options = if self.bug == Bug::IgnoresFence {
             SetCheckpointOptions::default()
@@ -266,6 +380,7 @@ impl Harness for BrokenHarness {
             inner: InMemoryStore::new(),
             bug: self.0,
             outage: Outage::default(),
+            lagging: None,
         })))
     }
 }
@@ -279,6 +394,9 @@ impl Instance for BrokenInstance {
         let mut again = self.0.clone();
         if self.0.bug == Bug::ForgetsOnReopen {
             again.inner = InMemoryStore::new();
+        }
+        if self.0.bug == Bug::LaggingListings {
+            again.lagging = Some(Snapshot::default());
         }
         Ok(Some(Arc::new(again)))
     }
@@ -449,4 +567,62 @@ async fn reference_store_passes_every_case() {
             .to_string()
             .ends_with(&format!("{} passed, 0 failed, 0 skipped", report.passed()))
     );
+}
+
+/// Runs the concurrent-history case against a store with `bug` and checks that its report is
+/// the readable timeline of a sub-history no order explains, citing `rule`.
+async fn history_catches(bug: Bug, rule: &str) {
+    let msg = failure_of(bug, "c7_concurrent_histories_are_linearizable").await;
+    assert!(
+        msg.contains(&format!("rule {rule} broken")) && msg.contains("no order of these operations explains"),
+        "{bug:?}: {msg}"
+    );
+    assert!(
+        msg.contains("client ") && msg.contains(" ms  call #"),
+        "a timeline: {msg}"
+    );
+    eprintln!("{bug:?} caught:\n{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn histories_catch_a_claim_that_rewrites_the_checkpoint_c10() {
+    // The lost checkpoint shows as checkpoints no order explains, with the claims around them
+    // (C10), or alongside fenced writes (C13) when those are in the smallest sub-history.
+    let msg = failure_of(
+        Bug::ClaimRewritesCheckpoint,
+        "c7_concurrent_histories_are_linearizable",
+    )
+    .await;
+    assert!(msg.contains("no order of these operations explains"), "{msg}");
+    assert!(
+        msg.contains("checkpoint")
+            && (msg.contains("claims of the partition ran meanwhile") || msg.contains(": claim for")),
+        "the report shows the checkpoints and the claims: {msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn histories_catch_listings_that_lag_writes_through_another_handle() {
+    let msg = failure_of(Bug::LaggingListings, "c7_concurrent_histories_are_linearizable").await;
+    assert!(msg.contains("no order of these operations explains"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn histories_catch_a_retried_claim_that_reports_a_loss_c7() {
+    history_catches(Bug::RetriedClaimReportsLoss, "C7").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn histories_catch_owner_ids_folded_to_lower_case_c7() {
+    history_catches(Bug::FoldsOwnerIds, "C7").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn histories_catch_a_fence_checked_and_written_in_two_steps_c13() {
+    history_catches(Bug::TwoStepFence, "C13").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn histories_catch_claims_that_ignore_etags_c7() {
+    history_catches(Bug::IgnoresEtags, "C7").await;
 }

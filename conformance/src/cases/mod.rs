@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod claim;
 pub mod durability;
 pub mod fencing;
+pub mod history;
 pub mod isolation;
 pub mod names;
 pub mod outage;
@@ -137,6 +138,11 @@ pub const CASES: &[Case] = &[
         "C3-C10,C13",
         crate::model::model_random_sequences_match_reference,
         model_random_sequences_match_reference
+    ),
+    case!(
+        "C3-C10,C13",
+        history::c7_concurrent_histories_are_linearizable,
+        c7_concurrent_histories_are_linearizable
     ),
 ];
 
