@@ -76,8 +76,10 @@ impl BlobStoreBuilder {
         parse_container_url(container_url, Some(credential)).map(Self::new)
     }
 
-    /// Retry policy of every request (default: exponential, 3 retries from 200 ms, at most 10 s
-    /// in all; the processor's load-balancing loop retries on its own).
+    /// Retry policy of reads (default: exponential, 3 retries from 200 ms, at most 10 s in all;
+    /// the processor's load-balancing loop retries on its own). Writes (claims, checkpoints)
+    /// are never retried inside a call: a retry after a cut connection could apply a write
+    /// twice; they fail with the retryable `Unavailable` kind and the caller writes again.
     pub fn retry(mut self, retry: RetryOptions) -> Self {
         self.retry = Some(retry);
         self
@@ -109,6 +111,11 @@ impl BlobStoreBuilder {
                 max_delay: Duration::seconds(2),
             })
         });
+        self.client_with(retry)
+    }
+
+    /// A container client with `retry`.
+    fn client_with(&self, retry: RetryOptions) -> Result<BlobContainerClient> {
         // Shared Key signs as a per-try policy (fresh x-ms-date per try); a token credential is
         // handed to the client, which adds its bearer-token policy; a SAS rides in the URL.
         let mut per_try_policies: Vec<Arc<dyn Policy>> = Vec::new();
@@ -158,8 +165,14 @@ impl BlobStoreBuilder {
             );
         }
         let client = self.build_container_client()?;
+        // Writes are never retried by the client: a try cut off after the service applied it
+        // would be sent again, and a checkpoint could land twice (overwriting a newer one) or a
+        // claim that won come back as lost. A cut write fails with `Unavailable` instead; its
+        // outcome is unknown and the caller retries it as a new write.
+        let writer = self.client_with(RetryOptions::none())?;
         Ok(BlobStore::from_parts(
             client,
+            writer,
             Settings {
                 container: self.target.container,
                 container_url: redact_url(&self.target.container_url),

@@ -6,7 +6,9 @@
 //! - etag (C4): Set Blob Metadata with `If-Match: "<etag>"`.
 //!
 //! 412, 409 and a vanished blob are lost races, left out of the result (C5, C6); see
-//! [`crate::status`]. The service's etag and `Last-Modified` of the write come back (C5).
+//! [`crate::status`]. Claims go through the store's writer, which never retries: a retry of a
+//! try that was cut off after the service applied it would find the etag changed and report
+//! the claim that won as lost. The service's etag and `Last-Modified` of the write come back (C5).
 
 use std::collections::HashMap;
 
@@ -59,7 +61,7 @@ impl BlobStore {
             if_match: Some(quoted_etag(&expected).into()),
             ..Default::default()
         };
-        let client = self.client.blob_client(&blob);
+        let client = self.writer.blob_client(&blob);
         match client.set_metadata(&metadata, Some(options)).await {
             Ok(response) => {
                 let headers = response.headers();
@@ -83,7 +85,7 @@ impl BlobStore {
             metadata: Some(HashMap::from([(OWNER_ID.to_string(), claim.owner_id.clone())])),
             ..Default::default()
         };
-        let client = self.client.blob_client(&blob);
+        let client = self.writer.blob_client(&blob);
         match client
             .upload(RequestContent::from(Vec::new()), Some(options))
             .await

@@ -31,6 +31,8 @@ pub(crate) struct Settings {
 #[derive(Clone)]
 pub struct BlobStore {
     pub(crate) client: Arc<BlobContainerClient>,
+    /// The same container without retries, for writes (see the builder).
+    pub(crate) writer: Arc<BlobContainerClient>,
     pub(crate) settings: Arc<Settings>,
 }
 
@@ -46,9 +48,14 @@ impl fmt::Debug for BlobStore {
 }
 
 impl BlobStore {
-    pub(crate) fn from_parts(client: BlobContainerClient, settings: Settings) -> Self {
+    pub(crate) fn from_parts(
+        client: BlobContainerClient,
+        writer: BlobContainerClient,
+        settings: Settings,
+    ) -> Self {
         BlobStore {
             client: Arc::new(client),
+            writer: Arc::new(writer),
             settings: Arc::new(settings),
         }
     }

@@ -13,7 +13,7 @@ use crate::linearizability::report::{self, shrink, timeline, verdict};
 /// Clients (spread over the store's handle and up to two reopened ones) issue random claims with
 /// the current, a stale, a made-up or no etag, relinquishes, fenced and unfenced checkpoints and
 /// listings, on three partitions of two scopes, while the harness cuts the store's connections
-/// every 40 ms where it can ([`crate::Instance::interrupt`]). Every call is recorded with its
+/// every 15 ms where it can ([`crate::Instance::interrupt`]). Every call is recorded with its
 /// invocation and return; a call that failed with a retryable error or timed out may or may
 /// not have taken effect. Owner ids, offsets and sequence numbers must round-trip exactly
 /// (mixed case, Unicode, the maximum lengths, `i64::MAX`).
@@ -102,14 +102,17 @@ pub async fn c7_concurrent_histories_are_linearizable(ctx: &Ctx) -> CaseResult {
             }
         }
         let checked_in = started.elapsed();
+        let count = |f: fn(&CallOutcome) -> bool| history.calls.iter().filter(|c| f(&c.outcome)).count();
         eprintln!(
             "conformance history {n} on {}: {} calls by {} clients over {} handles, {} connections cut, \
-             {} partitions checked in {checked_in:?}{}",
+             {} unknown outcomes, {} refused as unstorable (C11); {} partitions checked in {checked_in:?}{}",
             history.backend,
             history.calls.len(),
             config.clients,
             history.handles,
             history.cuts,
+            count(|o| matches!(o, CallOutcome::Unknown { .. })),
+            count(|o| matches!(o, CallOutcome::Unstorable { .. })),
             keys.len(),
             if failure.is_some() {
                 " — NOT linearizable"
@@ -136,8 +139,49 @@ pub async fn c7_concurrent_histories_are_linearizable(ctx: &Ctx) -> CaseResult {
             return Err(failure);
         }
     }
+    if can_cut {
+        recovers(&setup).await?;
+    }
     Ok(())
 }
+
+/// After the cuts, every handle serves again by itself within [`RECOVERY`]: a round of
+/// listings on all of them succeeds.
+async fn recovers(setup: &Setup) -> CaseResult {
+    let started = Instant::now();
+    let scope = &setup.scopes[0].0;
+    loop {
+        let round = futures::future::join_all(
+            setup
+                .handles
+                .iter()
+                .flat_map(|h| std::iter::repeat_n(h, 4))
+                .map(|h| h.list_ownership(scope)),
+        )
+        .await;
+        let failed: Vec<String> = round
+            .into_iter()
+            .filter_map(|r| r.err())
+            .map(|e| e.to_string())
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > RECOVERY {
+            return Err(Failure::new(
+                "C12",
+                format!(
+                    "the store did not recover within {RECOVERY:?} after the cuts: {}",
+                    failed.join("; ")
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// How long the store may take to serve again after the last cut.
+const RECOVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The rule a non-linearizable partition history breaks, judged by what its smallest
 /// unexplained sub-history holds, and a note naming the claims that ran among its checkpoint

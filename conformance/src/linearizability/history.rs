@@ -67,7 +67,7 @@ impl HistoryConfig {
             clients: num("EVENTHUBS_CONFORMANCE_HISTORY_CLIENTS", 4).max(1),
             ops_per_client: num("EVENTHUBS_CONFORMANCE_HISTORY_OPS", 60).max(1),
             histories: num("EVENTHUBS_CONFORMANCE_HISTORIES", 3).max(1),
-            cut_every: Duration::from_millis(40),
+            cut_every: Duration::from_millis(15),
             op_timeout: Duration::from_secs(10),
             out: std::env::var_os("EVENTHUBS_CONFORMANCE_HISTORY_OUT").map(Into::into),
         }
@@ -152,6 +152,11 @@ pub enum CallOutcome {
         /// The error.
         error: String,
     },
+    /// Refused as input the store cannot store faithfully (`InvalidInput`, C11).
+    Unstorable {
+        /// The error.
+        error: String,
+    },
     /// Failed with an error valid input must never get.
     Refused {
         /// The error.
@@ -225,7 +230,8 @@ fn nanos(t: time::OffsetDateTime) -> i128 {
 
 fn classify(e: &eventhubs_store_core::Error) -> CallOutcome {
     match e.kind() {
-        ErrorKind::InvalidInput | ErrorKind::Unsupported | ErrorKind::NotFound | ErrorKind::Unauthorized => {
+        ErrorKind::InvalidInput => CallOutcome::Unstorable { error: e.to_string() },
+        ErrorKind::Unsupported | ErrorKind::NotFound | ErrorKind::Unauthorized => {
             CallOutcome::Refused { error: e.to_string() }
         }
         _ => CallOutcome::Unknown { error: e.to_string() },
@@ -564,6 +570,7 @@ pub fn by_partition(history: &History) -> (ByPartition, Vec<Stray>) {
                             .iter()
                             .find(|(wp, _)| *wp == p.to_lowercase())
                             .map_or(Output::Lost, |(_, o)| Output::Won(o.clone())),
+                        CallOutcome::Unstorable { .. } => Output::Refused,
                         _ => Output::Unknown,
                     };
                     push(p, PartitionOp { input, output });
@@ -593,6 +600,7 @@ pub fn by_partition(history: &History) -> (ByPartition, Vec<Stray>) {
                 let output = match outcome {
                     CallOutcome::Written => Output::Written,
                     CallOutcome::OwnershipLost => Output::OwnershipLost,
+                    CallOutcome::Unstorable { .. } => Output::Refused,
                     _ => Output::Unknown,
                 };
                 push(

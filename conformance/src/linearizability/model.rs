@@ -75,6 +75,9 @@ pub enum Output {
     /// The call failed with a retryable or unavailable error, or timed out: it may or may not
     /// have taken effect.
     Unknown,
+    /// The store refused the input as one it cannot store faithfully (`InvalidInput`, C11):
+    /// nothing may have been written.
+    Refused,
 }
 
 /// One operation on one partition.
@@ -263,6 +266,7 @@ impl Model for PartitionModel {
                     ..state.clone()
                 };
                 match output {
+                    Output::Refused => vec![state.clone()],
                     Output::Written if allowed => vec![written],
                     Output::OwnershipLost if !allowed && fenced_by.is_some() => vec![state.clone()],
                     Output::Unknown if allowed => vec![state.clone(), written],
@@ -287,6 +291,8 @@ impl Model for PartitionModel {
                     vec![]
                 }
             }
+            // Refused as unstorable (C11): nothing written.
+            (Input::Claim { .. } | Input::Checkpoint { .. }, Output::Refused) => vec![state.clone()],
             // A listing that failed observed nothing.
             (Input::ReadOwnership | Input::ReadCheckpoint, Output::Unknown) => vec![state.clone()],
             _ => vec![],

@@ -87,7 +87,7 @@ fn orphans_a_read(remaining: &[KeyedOp], removed: &KeyedOp) -> bool {
 fn removable(history: &History, remaining: &[KeyedOp], removed: &KeyedOp) -> bool {
     let observation = matches!(
         removed.op.output,
-        Output::Lost | Output::OwnershipLost | Output::Ownership(_) | Output::Checkpoint(_)
+        Output::Lost | Output::OwnershipLost | Output::Refused | Output::Ownership(_) | Output::Checkpoint(_)
     ) || matches!(removed.op.input, Input::ReadOwnership | Input::ReadCheckpoint);
     if observation {
         return true;
@@ -190,6 +190,7 @@ pub fn describe(op: &PartitionOp) -> String {
             v.sequence_number
         ),
         Output::Unknown => "unknown outcome (error or timeout)".into(),
+        Output::Refused => "refused as unstorable (InvalidInput)".into(),
     };
     format!("{input} → {output}")
 }
@@ -258,6 +259,7 @@ fn call_label(call: &Call) -> String {
         CallOutcome::Ownerships { rows } => format!("{} rows", rows.len()),
         CallOutcome::Checkpoints { rows } => format!("{} rows", rows.len()),
         CallOutcome::Unknown { error } => format!("unknown: {error}"),
+        CallOutcome::Unstorable { error } => format!("unstorable: {error}"),
         CallOutcome::Refused { error } => format!("refused: {error}"),
     };
     format!("scope {} {request} → {outcome}", call.scope)
