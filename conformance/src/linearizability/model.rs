@@ -292,7 +292,7 @@ impl Model for PartitionModel {
                 }
             }
             // Refused as unstorable (C11): nothing written.
-            (Input::Claim { .. } | Input::Checkpoint { .. }, Output::Refused) => vec![state.clone()],
+            (Input::Claim { .. }, Output::Refused) => vec![state.clone()],
             // A listing that failed observed nothing.
             (Input::ReadOwnership | Input::ReadCheckpoint, Output::Unknown) => vec![state.clone()],
             _ => vec![],
