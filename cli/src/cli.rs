@@ -337,6 +337,18 @@ pub struct ConformanceArgs {
     /// Run only the cases whose name contains this text (e.g. c7).
     #[arg(long)]
     pub filter: Option<String>,
+    /// Concurrent clients in each history of `c7_concurrent_histories_are_linearizable`.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub history_clients: u32,
+    /// Operations per client in each history.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub history_ops: u32,
+    /// Histories checked.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub histories: u32,
+    /// Write each history as FILE-N.json and its timeline as FILE-N.html.
+    #[arg(long, value_name = "FILE")]
+    pub history_out: Option<std::path::PathBuf>,
 }
 
 /// `ehstore bench`.

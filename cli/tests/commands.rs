@@ -232,6 +232,37 @@ fn conformance_passes_on_memory_and_sqlite() {
     }
     let out = ok(&["conformance", "memory:", "--filter", "c13"]);
     assert!(out.contains("1 passed, 0 failed"), "{out}");
+    // The concurrent histories, with their knobs, written out as JSON and an HTML timeline.
+    let history = tmp.path().join("hist");
+    let out = ok(&[
+        "conformance",
+        &sqlite_url(tmp.path(), "conf.db"),
+        "--filter",
+        "concurrent_histories",
+        "--history-clients",
+        "3",
+        "--history-ops",
+        "20",
+        "--histories",
+        "2",
+        "--history-out",
+        history.to_str().unwrap(),
+    ]);
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+    for n in 0..2 {
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join(format!("hist-{n}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            json["calls"].as_array().unwrap().len(),
+            60,
+            "3 clients x 20 operations"
+        );
+        assert_eq!(json["backend"], "sqlite");
+        let html = std::fs::read_to_string(tmp.path().join(format!("hist-{n}.html"))).unwrap();
+        assert!(html.contains("<svg") && html.contains("client 2"), "{html}");
+    }
     // The cases' checkpoints are cleaned up: the sqlite store holds no checkpoint afterwards.
     let left = ok(&["export", &sqlite_url(tmp.path(), "conf.db"), "--all"]);
     assert_eq!(left.lines().count(), 1, "checkpoints left behind:\n{left}");

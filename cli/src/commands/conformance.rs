@@ -163,6 +163,14 @@ pub async fn run(args: ConformanceArgs) -> Result<ExitCode> {
     drop(probe);
     let name = format!("{backend} ({})", redact_url(&args.store.url));
     let harness = UrlHarness::new(&args.store.url, options, name, reopenable);
+    let mut history = eventhubs_conformance::HistoryConfig::current();
+    history.clients = args.history_clients as usize;
+    history.ops_per_client = args.history_ops as usize;
+    history.histories = args.histories as usize;
+    if args.history_out.is_some() {
+        history.out.clone_from(&args.history_out);
+    }
+    history.install();
     let filter = args.filter.clone().unwrap_or_default().to_lowercase();
     let report = run_all(&harness, &|case: &str| case.contains(&filter)).await;
     out(&report.to_string());
