@@ -142,6 +142,14 @@ fn short(s: &str) -> String {
     }
 }
 
+/// A modification time on the store's clock, as RFC 3339.
+fn when(nanos: Option<i128>) -> String {
+    nanos
+        .and_then(|n| time::OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "-".into())
+}
+
 /// One partition operation, in words.
 pub fn describe(op: &PartitionOp) -> String {
     let input = match &op.input {
@@ -169,20 +177,20 @@ pub fn describe(op: &PartitionOp) -> String {
     };
     let output = match &op.output {
         Output::Won(w) => format!(
-            "won: owner {} etag {} modified {:?}",
+            "won: owner {} etag {} modified {}",
             short(&w.owner),
             short(&w.etag),
-            w.modified
+            when(w.modified)
         ),
         Output::Lost => "lost".into(),
         Output::Written => "ok".into(),
         Output::OwnershipLost => "OwnershipLost".into(),
         Output::Ownership(None) | Output::Checkpoint(None) => "no row".into(),
         Output::Ownership(Some(o)) => format!(
-            "owner {} etag {} modified {:?}",
+            "owner {} etag {} modified {}",
             short(&o.owner),
             short(&o.etag),
-            o.modified
+            when(o.modified)
         ),
         Output::Checkpoint(Some(v)) => format!(
             "offset {} seq {:?}",
