@@ -43,6 +43,15 @@ impl RedisStore {
             .invoke_async(&mut self.connection())
             .await
             .map_err(|e| map_redis(e, "claim_ownership"))?;
+        if wins.contains(&b'?') {
+            // A resend of this call after a cut connection, whose first run some other claim
+            // may have overtaken: the outcome of those claims is unknown.
+            return Err(Error::unavailable(
+                "claim_ownership: the call was resent after a cut connection and some of its claims \
+                 can no longer be told won or lost; outcome unknown (retry the claim)",
+            )
+            .with_backend(BACKEND));
+        }
         if wins.len() != group.indexes.len() || wins.iter().any(|w| !matches!(w, b'0' | b'1')) {
             return Err(Error::backend(format!(
                 "claim_ownership: the script answered {} results for {} claims",
@@ -192,32 +201,28 @@ impl CheckpointStore for RedisStore {
         self.register(&cp.scope).await?;
         let keys = self.inner.keys.scope_keys(&cp.scope);
         let value = encode_checkpoint(&cp);
-        match &options.required_owner {
-            None => {
-                let mut hset = redis::cmd("HSET");
-                hset.arg(&keys.checkpoint).arg(&cp.partition_id).arg(&value);
-                let _: i64 = self.query_idempotent(&hset, "set_checkpoint").await?;
-                Ok(())
-            }
-            Some(owner) => {
-                let written: i64 = self
-                    .inner
-                    .scripts
-                    .set_checkpoint_fenced
-                    .key(&keys.ownership)
-                    .key(&keys.checkpoint)
-                    .arg(&cp.partition_id)
-                    .arg(owner)
-                    .arg(&value)
-                    .invoke_async(&mut self.connection())
-                    .await
-                    .map_err(|e| map_redis(e, "set_checkpoint"))?;
-                if written == 1 {
-                    Ok(())
-                } else {
-                    Err(fence_refused(owner, &cp.partition_id).with_backend(BACKEND))
-                }
-            }
+        let owner = options.required_owner.as_deref().unwrap_or_default();
+        // One id per write, sent again unchanged if redis-rs resends the call.
+        let write_id = self.next_etag();
+        let written: i64 = self
+            .inner
+            .scripts
+            .set_checkpoint
+            .key(&keys.ownership)
+            .key(&keys.checkpoint)
+            .key(&keys.applied)
+            .arg(&cp.partition_id)
+            .arg(owner)
+            .arg(&value)
+            .arg(&write_id)
+            .arg(crate::scripts::APPLIED_MEMORY_MS)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(|e| map_redis(e, "set_checkpoint"))?;
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(fence_refused(owner, &cp.partition_id).with_backend(BACKEND))
         }
     }
 

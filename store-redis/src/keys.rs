@@ -26,6 +26,9 @@ pub const DEFAULT_PREFIX: &str = "eventhubs";
 pub(crate) struct ScopeKeys {
     pub(crate) ownership: String,
     pub(crate) checkpoint: String,
+    /// Checkpoint writes applied in the last minute (ids by time), so a resend is not applied
+    /// twice; expires by itself.
+    pub(crate) applied: String,
 }
 
 /// Builds the keys of a store with one prefix.
@@ -54,6 +57,7 @@ impl KeyLayout {
         ScopeKeys {
             ownership: format!("{}:{{{tag}}}:ownership", self.prefix),
             checkpoint: format!("{}:{{{tag}}}:checkpoint", self.prefix),
+            applied: format!("{}:{{{tag}}}:applied", self.prefix),
         }
     }
 

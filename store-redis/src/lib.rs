@@ -9,7 +9,17 @@
 //!   counter, never repeated (C5). The won claims of one script call (one scope, one owner) share
 //!   it, as rows written by one PostgreSQL transaction share its `xmin`. Their
 //!   `last_modified_time` is the server's `TIME` in µs, never going backwards within a scope.
-//! - **Fenced checkpoints** (C13) are a script too: owner check and write in one atomic step.
+//! - **Checkpoints** are a script too: for a fenced one (C13), owner check and write in one
+//!   atomic step.
+//! - **Resends are harmless.** redis-rs resends a call after a cut connection (on a cluster, on
+//!   its own). Both scripts are idempotent, so no write is applied twice:
+//!   - a claim call finds the records its first run wrote (its etag names it) and answers as
+//!     that run did;
+//!   - a checkpoint write's id is remembered for a minute, and a resend is not applied again
+//!     (it could land after a newer checkpoint).
+//!
+//!   The conformance suite's concurrent histories found both anomalies on the cluster before
+//!   the fix. There, a claim that won came back as lost in 6 runs of 8.
 //! - **Cluster-ready key layout.** Every key of a (namespace, hub, group) shares one hash tag;
 //!   listing reads one hash per scope, never `KEYS`/`SCAN`:
 //!
@@ -17,6 +27,7 @@
 //!   {prefix}:{<ns>/<hub>/<group>}:ownership    hash  partition id -> "<etag>\n<µs>\n<owner>"
 //!                                                    ""           -> latest µs (the scope clock)
 //!   {prefix}:{<ns>/<hub>/<group>}:checkpoint   hash  partition id -> "<seq>\n<offset>"
+//!   {prefix}:{<ns>/<hub>/<group>}:applied      zset  checkpoint write id -> ms (last minute; expires)
 //!   {prefix}:scopes                            set   "<ns>/<hub>/<group>" (for list_scopes)
 //!   ```
 //!

@@ -133,12 +133,16 @@ pub fn shrink(history: &History, ops: &[KeyedOp]) -> Vec<KeyedOp> {
     current
 }
 
+/// A value for a timeline: whole up to 48 characters (etags stay whole: two that share a prefix
+/// must not look alike), else its head and tail.
 fn short(s: &str) -> String {
-    if s.chars().count() <= 24 {
+    let count = s.chars().count();
+    if count <= 48 {
         format!("{s:?}")
     } else {
         let head: String = s.chars().take(12).collect();
-        format!("{head:?}…({} bytes)", s.len())
+        let tail: String = s.chars().skip(count - 8).collect();
+        format!("{head:?}…{tail:?} ({} bytes)", s.len())
     }
 }
 
