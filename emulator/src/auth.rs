@@ -78,21 +78,16 @@ impl Authorization {
     /// The connection already holds [`MAX_GRANTS`] live grants for other audiences: nothing is
     /// recorded, and the put-token is answered with the error.
     pub fn grant(&mut self, grant: Grant, now: i64) -> Result<(), AmqpError> {
+        self.can_grant(&grant, now)?;
         self.grants.retain(|g| g.path != grant.path && g.expires > now);
-        if self.grants.len() >= MAX_GRANTS {
-            return Err(AmqpError::new(
-                condition::RESOURCE_LIMIT,
-                format!(
-                    "the connection holds {MAX_GRANTS} live tokens for other audiences; put a \
-                     namespace or hub token instead of one per entity"
-                ),
-            ));
-        }
         self.grants.push(grant);
         Ok(())
     }
 
     /// Whether [`Authorization::grant`] would record `grant` at `now`.
+    ///
+    /// # Errors
+    /// As [`Authorization::grant`].
     pub fn can_grant(&self, grant: &Grant, now: i64) -> Result<(), AmqpError> {
         let live = self
             .grants

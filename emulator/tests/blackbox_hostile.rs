@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::raw::{Script, put_token_message, put_token_message_with_id};
+use common::raw::{Script, put_token_message, put_token_message_with_id, zero_width_open};
 use eventhubs_emulator::SasKey;
 use eventhubs_emulator::broker::now_ms;
 use eventhubs_emulator::cbs::sas_token;
@@ -206,13 +206,7 @@ fn attacks() -> Vec<(&'static str, Script)> {
     let mut stall = Script {
         bytes: b"AMQP\x00\x01\x00\x00".to_vec(),
     };
-    let nulls = [0xf0u8, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x40];
-    let mut open = vec![0x00, 0x53, 0x10, 0xc0, 0x00, 0x04];
-    for _ in 0..4 {
-        open.extend(nulls);
-    }
-    open[4] = u8::try_from(open.len() - 5).unwrap();
-    eventhubs_emulator::wire::frame::encode_frame(&mut stall.bytes, 0, 0, &[&open]);
+    eventhubs_emulator::wire::frame::encode_frame(&mut stall.bytes, 0, 0, &[&zero_width_open()]);
     out.push(("zero-width arrays", stall));
     // Unfinished $cbs deliveries, a megabyte on each of 20 links, without any token (before
     // the caps, each link kept up to 1 MiB: 64 links pinned 65 MiB).

@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -180,14 +182,10 @@ fn mutated_real_client_frames_never_panic_and_cost_work_proportional_to_their_by
 
 #[test]
 fn the_stalling_frames_decode_at_once() {
-    // The 48-byte open of arrays of 2^32 - 1 nulls, and a frame of many 4000-null arrays:
+    // An open of arrays of 2^32 - 1 nulls, and a frame of many 4000-null arrays:
     // each is refused by the validator before any decoder runs.
-    let nulls = [0xf0u8, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x40];
-    let mut open = vec![0x00, 0x53, 0x10, 0xc0, 0x00, 0x04];
-    for _ in 0..4 {
-        open.extend(nulls);
-    }
-    open[4] = u8::try_from(open.len() - 5).unwrap();
+    let open = common::raw::zero_width_open();
+    assert_eq!(open.len(), 46);
     assert!(value_len(&open).is_err());
     fuzz::performative(&open);
     let small = [0xf0u8, 0, 0, 0, 5, 0, 0, 0x0f, 0xa0, 0x40];

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::{Script, frames, put_token_message, read_until_closed};
+use common::raw::{Script, frames, put_token_message, read_all_or_reset, read_until_closed};
 use common::{Client, start};
 use eventhubs_emulator::SasKey;
 use eventhubs_emulator::auth::MAX_GRANTS;
@@ -114,25 +114,7 @@ async fn the_close_frame_reaches_a_client_whose_input_is_still_unread() {
             let _ = writer.write_all(&bytes).await;
             writer
         });
-        let mut all = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut reset = false;
-        let reading = async {
-            use tokio::io::AsyncReadExt;
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) => break,
-                    Err(_) => {
-                        reset = true;
-                        break;
-                    }
-                    Ok(n) => all.extend_from_slice(&buf[..n]),
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), reading)
-            .await
-            .expect("closed within 10 s");
+        let (all, reset) = read_all_or_reset(&mut reader, Duration::from_secs(10)).await;
         let _ = writing.await;
         let frames = frames(&all);
         let begins = frames.iter().filter(|f| f.code() == Some(0x11)).count();

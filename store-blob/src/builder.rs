@@ -166,9 +166,9 @@ impl BlobStoreBuilder {
         }
         let client = self.build_container_client()?;
         // Writes are never retried by the client: a try cut off after the service applied it
-        // would be sent again, and a checkpoint could land twice (overwriting a newer one) or a
-        // claim that won come back as lost. A cut write fails with `Unavailable` instead; its
-        // outcome is unknown and the caller retries it as a new write.
+        // would be sent again, and a checkpoint could land twice, overwriting a newer one (C9),
+        // or a claim that won come back as lost (C4, C7). A cut write fails with the retryable
+        // `Unavailable` instead; its outcome is unknown and the caller writes again.
         let writer = self.client_with(RetryOptions::none())?;
         Ok(BlobStore::from_parts(
             client,

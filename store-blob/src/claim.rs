@@ -8,7 +8,8 @@
 //! 412, 409 and a vanished blob are lost races, left out of the result (C5, C6); see
 //! [`crate::status`]. Claims go through the store's writer, which never retries: a retry of a
 //! try that was cut off after the service applied it would find the etag changed and report
-//! the claim that won as lost. The service's etag and `Last-Modified` of the write come back (C5).
+//! the claim that won as lost (C4, C7). The service's etag and `Last-Modified` of the write
+//! come back (C5).
 
 use std::collections::HashMap;
 

@@ -118,7 +118,7 @@ impl CheckpointStore for BlobStore {
         }
         let blob = layout::blob_name(&checkpoint.scope, Record::Checkpoint, &checkpoint.partition_id)?;
         let metadata = layout::checkpoint_metadata(checkpoint.offset.as_deref(), checkpoint.sequence_number);
-        // The writer never retries: a retried try could land after a newer checkpoint.
+        // The writer never retries: a retried try could land after a newer checkpoint (C9).
         let client = self.writer.blob_client(&blob);
         let call = self.call("set_checkpoint", Some(&blob));
         match client.set_metadata(&metadata, None).await {

@@ -14,9 +14,10 @@
 //! - **Resends are harmless.** redis-rs resends a call after a cut connection (on a cluster, on
 //!   its own). Both scripts are idempotent, so no write is applied twice:
 //!   - a claim call finds the records its first run wrote (its etag names it) and answers as
-//!     that run did;
-//!   - a checkpoint write's id is remembered for a minute, and a resend is not applied again
-//!     (it could land after a newer checkpoint).
+//!     that run did, so a claim that won is never reported lost (C4, C7);
+//!   - a checkpoint write's id is remembered for a minute, and a resend is not applied again:
+//!     it could land after a newer checkpoint (C9), and a fenced write already applied could
+//!     be refused on its resend (C13).
 //!
 //!   The conformance suite's concurrent histories found both anomalies on the cluster before
 //!   the fix. There, a claim that won came back as lost in 6 runs of 8.

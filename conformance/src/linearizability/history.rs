@@ -224,8 +224,16 @@ impl Shared {
     }
 }
 
-fn nanos(t: time::OffsetDateTime) -> i128 {
-    t.unix_timestamp_nanos()
+/// A returned or listed ownership record, with its partition id as the store gave it.
+fn owned(o: Ownership) -> (String, Owned) {
+    let record = Owned {
+        owner: o.owner_id,
+        etag: o.etag.map(|e| e.as_str().to_owned()).unwrap_or_default(),
+        modified: o
+            .last_modified_time
+            .map(time::OffsetDateTime::unix_timestamp_nanos),
+    };
+    (o.partition_id, record)
 }
 
 fn classify(e: &eventhubs_store_core::Error) -> CallOutcome {
@@ -292,22 +300,7 @@ async fn client(
                     Box::pin(async move {
                         match store.claim_ownership(&batch, &ClaimOptions::default()).await {
                             Ok(won) => CallOutcome::Claimed {
-                                won: won
-                                    .into_iter()
-                                    .map(|o| {
-                                        (
-                                            o.partition_id.clone(),
-                                            Owned {
-                                                owner: o.owner_id,
-                                                etag: o
-                                                    .etag
-                                                    .map(|e| e.as_str().to_owned())
-                                                    .unwrap_or_default(),
-                                                modified: o.last_modified_time.map(nanos),
-                                            },
-                                        )
-                                    })
-                                    .collect(),
+                                won: won.into_iter().map(owned).collect(),
                             },
                             Err(e) => classify(&e),
                         }
@@ -361,22 +354,7 @@ async fn client(
                     Box::pin(async move {
                         match store.list_ownership(&s).await {
                             Ok(rows) => CallOutcome::Ownerships {
-                                rows: rows
-                                    .into_iter()
-                                    .map(|o| {
-                                        (
-                                            o.partition_id,
-                                            Owned {
-                                                owner: o.owner_id,
-                                                etag: o
-                                                    .etag
-                                                    .map(|e| e.as_str().to_owned())
-                                                    .unwrap_or_default(),
-                                                modified: o.last_modified_time.map(nanos),
-                                            },
-                                        )
-                                    })
-                                    .collect(),
+                                rows: rows.into_iter().map(owned).collect(),
                             },
                             Err(e) => classify(&e),
                         }
