@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::amqp::errors::{Failure, amqp_error, classify, condition_of};
 use crate::amqp::{message, request};
+use crate::batch::{BatchOptions, EventDataBatch};
 use crate::connection_string::ConnectionString;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::EventData;
@@ -97,6 +98,20 @@ impl Amqp {
     fn is_broken(&self) -> bool {
         self.connection.is_closed() || self.session.is_ended()
     }
+}
+
+/// The largest message when the service announces no limit (the service's own: 1 MiB).
+const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
+
+/// A message ready to send: one event, or a batch of them.
+#[derive(Clone)]
+enum Outgoing {
+    Single(fe2o3_amqp::types::messaging::Message<fe2o3_amqp::types::messaging::Data>),
+    Batch(
+        fe2o3_amqp::link::delivery::Sendable<
+            fe2o3_amqp::types::messaging::Batch<fe2o3_amqp::types::messaging::Data>,
+        >,
+    ),
 }
 
 /// A sender and the connection it was attached on.
@@ -345,60 +360,114 @@ impl EventHubClient {
     }
 
     /// All events in one transfer (batch format when more than one), to one partition, or
-    /// round robin / hash when None. Sending no events does nothing. A send that fails in a
+    /// round robin when None. Sending no events does nothing. A send that fails in a
     /// retryable way (lost connection, detached link, no settlement in time) is sent again
-    /// over a new link: at least once, as with every Event Hubs client.
+    /// over a new link: at least once, as with every Event Hubs client. For partition keys and
+    /// a size bound, use [`EventHubClient::create_batch`].
     ///
     /// # Errors
-    /// `InvalidInput` for events the service refuses; the last failure after the retries.
+    /// `InvalidInput` for events that cannot be sent (see [`EventDataBatch::try_add`]) or that
+    /// the service refuses (too large); the last failure after the retries.
     pub async fn send(&self, partition_id: Option<&str>, events: Vec<EventData>) -> Result<()> {
-        if events.is_empty() {
+        let outgoing = match events.as_slice() {
+            [] => return Ok(()),
+            [event] => Outgoing::Single(message::single(event, None)?),
+            events => {
+                let encoded = events
+                    .iter()
+                    .map(|e| message::encode(e, None))
+                    .collect::<Result<Vec<_>>>()?;
+                Outgoing::Batch(message::batch(&encoded, None))
+            }
+        };
+        self.transfer(&self.address(partition_id), &outgoing, events.len())
+            .await
+    }
+
+    /// An empty batch for the partition, partition key or round robin that `options` name,
+    /// bounded by the largest message the service accepts on that link (attached now, so the
+    /// limit is the service's).
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the option that is wrong; the last failure to attach after the
+    /// retries.
+    pub async fn create_batch(&self, options: BatchOptions) -> Result<EventDataBatch> {
+        options.validate()?;
+        let address = self.address(options.partition_id.as_deref());
+        let span = tracing::debug_span!("eventhubs.create_batch", address = %address);
+        let link_max = with_retries("create batch", &self.inner.retry, |_| async {
+            let sender = self.sender(&address).await?;
+            let sender = sender.lock().await;
+            Ok(sender.1.max_message_size().unwrap_or(DEFAULT_MAX_MESSAGE_SIZE))
+        })
+        .instrument(span)
+        .await?;
+        Ok(EventDataBatch::new(address, options, link_max))
+    }
+
+    /// Sends a batch made by [`EventHubClient::create_batch`] in one transfer. An empty batch
+    /// sends nothing. Retried as [`EventHubClient::send`] is: at least once.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the batch was made by a client of another hub; as
+    /// [`EventHubClient::send`] otherwise.
+    pub async fn send_batch(&self, batch: &EventDataBatch) -> Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
-        let address = match partition_id {
+        if batch.address != self.address(batch.partition_id.as_deref()) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "batch: made for {}, not for event hub {}",
+                    batch.address, self.inner.hub
+                ),
+            ));
+        }
+        let outgoing = Outgoing::Batch(message::batch(&batch.encoded, batch.partition_key.as_deref()));
+        self.transfer(&batch.address, &outgoing, batch.len()).await
+    }
+
+    /// The link address for a partition, or the hub's for round robin and partition keys.
+    fn address(&self, partition_id: Option<&str>) -> String {
+        match partition_id {
             Some(id) => format!("{}/Partitions/{id}", self.inner.hub),
             None => self.inner.hub.clone(),
-        };
-        let span = tracing::debug_span!("eventhubs.send", address = %address, events = events.len());
+        }
+    }
+
+    /// One message to `address`, retried over new links until settled.
+    async fn transfer(&self, address: &str, outgoing: &Outgoing, events: usize) -> Result<()> {
+        let span = tracing::debug_span!("eventhubs.send", address = %address, events);
         async {
-            with_retries("send", &self.inner.retry, |_| {
-                let (address, events) = (&address, &events);
-                async move {
-                    let sender = self.sender(address).await?;
-                    let mut sender = sender.lock().await;
-                    let generation = sender.0;
-                    let batch = match events.as_slice() {
-                        [_] => None,
-                        _ => Some(message::batch(events.clone())?),
-                    };
-                    let send = async {
-                        match (batch, events.first()) {
-                            (Some(batch), _) => sender.1.send(batch).await,
-                            (None, Some(event)) => sender.1.send(message::single(event.clone())).await,
-                            (None, None) => Ok(fe2o3_amqp::types::messaging::Outcome::Accepted(
-                                fe2o3_amqp::types::messaging::Accepted {},
-                            )),
+            with_retries("send", &self.inner.retry, |_| async move {
+                let sender = self.sender(address).await?;
+                let mut sender = sender.lock().await;
+                let generation = sender.0;
+                let send = async {
+                    match outgoing.clone() {
+                        Outgoing::Single(m) => sender.1.send(m).await,
+                        Outgoing::Batch(b) => sender.1.send(b).await,
+                    }
+                };
+                // fe2o3 leaves a settlement pending when the connection dies under it:
+                // stop waiting as soon as the connection is gone.
+                let outcome = tokio::select! {
+                    outcome = send => outcome,
+                    () = self.connection_lost(generation) => return Err(self.failed(generation, Error::new(
+                        ErrorKind::Unavailable,
+                        format!("send to {address}: the connection was lost before the send was settled"),
+                    ).connection_failure()).await),
+                };
+                drop(sender);
+                match settled(address, outcome) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        if e.is_retryable() {
+                            // The link is unusable: forget it so the next try attaches anew.
+                            self.inner.senders.lock().await.remove(address);
                         }
-                    };
-                    // fe2o3 leaves a settlement pending when the connection dies under it:
-                    // stop waiting as soon as the connection is gone.
-                    let outcome = tokio::select! {
-                        outcome = send => outcome,
-                        () = self.connection_lost(generation) => return Err(self.failed(generation, Error::new(
-                            ErrorKind::Unavailable,
-                            format!("send to {address}: the connection was lost before the send was settled"),
-                        ).connection_failure()).await),
-                    };
-                    drop(sender);
-                    match settled(address, outcome) {
-                        Ok(()) => Ok(()),
-                        Err(e) => {
-                            if e.is_retryable() {
-                                // The link is unusable: forget it so the next try attaches anew.
-                                self.inner.senders.lock().await.remove(address.as_str());
-                            }
-                            Err(self.failed(generation, e).await)
-                        }
+                        Err(self.failed(generation, e).await)
                     }
                 }
             })

@@ -4,13 +4,33 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
+use crate::properties::{MessageId, PropertyValue};
+
 /// An event to send.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// ```
+/// use eventhubs_client::{EventData, PropertyValue};
+/// let event = EventData::new("order 7 paid")
+///     .with_message_id("order-7")
+///     .with_content_type("text/plain")
+///     .with_correlation_id("checkout-31")
+///     .with_property("amount", 12.5)
+///     .with_property("express", true)
+///     .with_property("region", "eu");
+/// assert_eq!(event.properties["amount"], PropertyValue::Double(12.5));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventData {
     /// The body (one AMQP data section).
     pub body: Vec<u8>,
-    /// Application properties (string values).
-    pub properties: BTreeMap<String, String>,
+    /// Application properties, each in its AMQP type (simple values only: no list or map).
+    pub properties: BTreeMap<String, PropertyValue>,
+    /// The AMQP message id.
+    pub message_id: Option<MessageId>,
+    /// The AMQP content type (a MIME type, e.g. `application/json`).
+    pub content_type: Option<String>,
+    /// The AMQP correlation id.
+    pub correlation_id: Option<MessageId>,
 }
 
 impl EventData {
@@ -18,19 +38,38 @@ impl EventData {
     pub fn new(body: impl Into<Vec<u8>>) -> Self {
         EventData {
             body: body.into(),
-            properties: BTreeMap::new(),
+            ..EventData::default()
         }
     }
 
-    /// Adds an application property.
-    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    /// Adds an application property of any simple AMQP type: strings, numbers, booleans,
+    /// timestamps ([`time::OffsetDateTime`]), UUIDs, bytes.
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<PropertyValue>) -> Self {
         self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the message id.
+    pub fn with_message_id(mut self, id: impl Into<MessageId>) -> Self {
+        self.message_id = Some(id.into());
+        self
+    }
+
+    /// Sets the content type.
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: impl Into<MessageId>) -> Self {
+        self.correlation_id = Some(id.into());
         self
     }
 }
 
 /// An event as a partition receiver hands it out, with the service's annotations.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedEvent {
     /// The partition it was read from.
     pub partition_id: String,
@@ -41,8 +80,21 @@ pub struct ReceivedEvent {
     /// Which AMQP body section the event carried: events sent by other clients may use an
     /// amqp-value or amqp-sequence body, and are delivered like any other.
     pub body_type: BodyType,
-    /// Application properties whose values are strings.
-    pub properties: BTreeMap<String, String>,
+    /// Application properties, each in the AMQP type it was sent as.
+    pub properties: BTreeMap<String, PropertyValue>,
+    /// The AMQP message id, when the sender set one.
+    pub message_id: Option<MessageId>,
+    /// The AMQP content type, when the sender set one.
+    pub content_type: Option<String>,
+    /// The AMQP correlation id, when the sender set one.
+    pub correlation_id: Option<MessageId>,
+    /// System properties, as the official SDKs expose them: every message annotation (the
+    /// service's `x-opt-sequence-number`, `x-opt-offset`, `x-opt-enqueued-time`,
+    /// `x-opt-partition-key`, and any other the sender or service set) and the AMQP
+    /// properties other than the three above that the message carries (`user-id`, `to`,
+    /// `subject`, `reply-to`, `content-encoding`, `absolute-expiry-time`, `creation-time`,
+    /// `group-id`, `group-sequence`, `reply-to-group-id`).
+    pub system_properties: BTreeMap<String, PropertyValue>,
     /// `x-opt-sequence-number`.
     pub sequence_number: i64,
     /// `x-opt-offset`, opaque (geo-replicated hubs use non-numeric offsets).
@@ -90,8 +142,14 @@ pub enum StartPosition {
         /// Include the event with `sequence_number` itself.
         inclusive: bool,
     },
-    /// The first event enqueued after this time.
-    EnqueuedTime(OffsetDateTime),
+    /// The first event enqueued at (inclusive) or after (exclusive) this time (millisecond
+    /// precision, as the service keeps it).
+    EnqueuedTime {
+        /// The time.
+        time: OffsetDateTime,
+        /// Include events enqueued at exactly `time`.
+        inclusive: bool,
+    },
 }
 
 /// The partition's last enqueued event, as the service reported it with an event received by a

@@ -4,17 +4,20 @@
 //! [`CheckpointStore`](eventhubs_store_core::CheckpointStore).
 
 mod amqp;
+mod batch;
 mod client;
 mod connection_string;
 mod error;
 mod event;
 mod management;
 pub mod processor;
+mod properties;
 mod receiver;
 pub mod retry;
 mod sas;
 pub mod telemetry;
 
+pub use batch::{BatchOptions, EventDataBatch};
 pub use client::{EventHubClient, EventHubProperties, PartitionProperties};
 pub use connection_string::ConnectionString;
 pub use error::{BoxError, Error, ErrorKind, Result};
@@ -22,6 +25,7 @@ pub use event::{BodyType, EventData, LastEnqueuedEventProperties, ReceivedEvent,
 pub use processor::{
     LoadBalancingStrategy, LossReason, PartitionClient, Processor, ProcessorEvent, ProcessorOptions,
 };
+pub use properties::{MessageId, PropertyValue};
 pub use receiver::{PartitionReceiver, ReceiverOptions};
 pub use retry::RetryOptions;
 

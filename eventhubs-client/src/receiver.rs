@@ -122,9 +122,9 @@ pub(crate) fn selector(start: &StartPosition) -> Result<String> {
             "amqp.annotation.x-opt-sequence-number {} {sequence_number}",
             op(*inclusive)
         ),
-        StartPosition::EnqueuedTime(time) => {
-            let ms = time.unix_timestamp_nanos() / 1_000_000;
-            format!("amqp.annotation.x-opt-enqueued-time > '{ms}'")
+        StartPosition::EnqueuedTime { time, inclusive } => {
+            let ms = crate::properties::millis(*time);
+            format!("amqp.annotation.x-opt-enqueued-time {} '{ms}'", op(*inclusive))
         }
     })
 }
@@ -442,8 +442,18 @@ mod tests {
         );
         let t = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         assert_eq!(
-            s(StartPosition::EnqueuedTime(t)),
+            s(StartPosition::EnqueuedTime {
+                time: t,
+                inclusive: false
+            }),
             "amqp.annotation.x-opt-enqueued-time > '1700000000000'"
+        );
+        assert_eq!(
+            s(StartPosition::EnqueuedTime {
+                time: t,
+                inclusive: true
+            }),
+            "amqp.annotation.x-opt-enqueued-time >= '1700000000000'"
         );
         assert_eq!(
             selector(&StartPosition::Offset {
@@ -465,7 +475,10 @@ mod tests {
                 sequence_number: 3,
                 inclusive: true,
             },
-            StartPosition::EnqueuedTime(t),
+            StartPosition::EnqueuedTime {
+                time: t,
+                inclusive: true,
+            },
         ] {
             assert!(
                 eventhubs_emulator::link::filter::parse_selector(&s(p.clone())).is_ok(),

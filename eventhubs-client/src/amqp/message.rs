@@ -3,46 +3,116 @@
 use fe2o3_amqp::link::delivery::Sendable;
 use fe2o3_amqp::types::messaging::annotations::OwnedKey;
 use fe2o3_amqp::types::messaging::message::__private::Serializable;
-use fe2o3_amqp::types::messaging::{ApplicationProperties, Batch, Body, Data, Message};
-use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Symbol, Value};
+use fe2o3_amqp::types::messaging::{
+    ApplicationProperties, Batch, Body, Data, Message, MessageAnnotations, Properties,
+};
+use fe2o3_amqp::types::primitives::{Binary, Symbol, Value};
 use time::OffsetDateTime;
 
 use crate::amqp::errors::{Failure, classify};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::event::{BodyType, EventData, LastEnqueuedEventProperties, ReceivedEvent};
+use crate::properties::{MessageId, PropertyValue, time_from_ms};
 
 /// The message format of an Event Hubs batch: each data section is one encoded message.
 pub(crate) const BATCH_FORMAT: u32 = 0x8001_3700;
 
-/// One event as an AMQP message with a single data section.
-pub(crate) fn single(event: EventData) -> Message<Data> {
+/// The annotation naming an event's partition key.
+pub(crate) const PARTITION_KEY: &str = "x-opt-partition-key";
+
+/// One event as an AMQP message with a single data section: its application properties in
+/// their AMQP types, message id, content type and correlation id, and the partition key as the
+/// `x-opt-partition-key` annotation (as the official SDKs send it).
+///
+/// # Errors
+/// `InvalidInput` naming the property that is not a simple AMQP value.
+pub(crate) fn single(event: &EventData, partition_key: Option<&str>) -> Result<Message<Data>> {
     let mut builder = Message::builder();
     if !event.properties.is_empty() {
         let mut app = ApplicationProperties::builder();
-        for (key, value) in event.properties {
-            app = app.insert(key, value);
+        for (key, value) in &event.properties {
+            app = app.insert(key.clone(), value.to_simple(key)?);
         }
         builder = builder.application_properties(app.build());
     }
-    builder.data(Binary::from(event.body)).build()
+    if event.message_id.is_some() || event.content_type.is_some() || event.correlation_id.is_some() {
+        let mut properties = Properties::builder();
+        if let Some(id) = &event.message_id {
+            properties = properties.message_id(id.to_amqp());
+        }
+        if let Some(content_type) = &event.content_type {
+            if !content_type.is_ascii() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("content_type {content_type:?}: an AMQP content type is an ASCII symbol"),
+                ));
+            }
+            properties = properties.content_type(Symbol::from(content_type.as_str()));
+        }
+        if let Some(id) = &event.correlation_id {
+            properties = properties.correlation_id(id.to_amqp());
+        }
+        builder = builder.properties(properties.build());
+    }
+    if let Some(key) = partition_key {
+        builder = builder.message_annotations(key_annotation(key));
+    }
+    Ok(builder.data(Binary::from(event.body.clone())).build())
 }
 
-/// Several events as one batch message (format [`BATCH_FORMAT`]).
-pub(crate) fn batch(events: Vec<EventData>) -> Result<Sendable<Batch<Data>>> {
-    let mut sections = Vec::with_capacity(events.len());
-    for event in events {
-        let encoded = serde_amqp::to_vec(&Serializable(single(event))).map_err(|e| {
-            Error::new(
-                classify(&Failure::Protocol),
-                format!("encoding an event of a batch: {e}"),
-            )
-        })?;
-        sections.push(Data(Binary::from(encoded)));
+/// The message annotations carrying a partition key.
+pub(crate) fn key_annotation(key: &str) -> MessageAnnotations {
+    MessageAnnotations::builder()
+        .insert(
+            OwnedKey::Symbol(Symbol::from(PARTITION_KEY)),
+            Value::String(key.to_owned()),
+        )
+        .build()
+}
+
+/// One event encoded as a message of a batch (a data section of the batch message).
+///
+/// # Errors
+/// As [`single`]; `Protocol` if the encoder fails.
+pub(crate) fn encode(event: &EventData, partition_key: Option<&str>) -> Result<Vec<u8>> {
+    serde_amqp::to_vec(&Serializable(single(event, partition_key)?)).map_err(|e| {
+        Error::new(
+            classify(&Failure::Protocol),
+            format!("encoding an event of a batch: {e}"),
+        )
+    })
+}
+
+/// Encoded events as one batch message (format [`BATCH_FORMAT`]); the partition key, when
+/// there is one, is on the batch message as well as on each event (the service reads the
+/// batch's).
+pub(crate) fn batch(encoded: &[Vec<u8>], partition_key: Option<&str>) -> Sendable<Batch<Data>> {
+    let sections = encoded
+        .iter()
+        .map(|e| Data(Binary::from(e.clone())))
+        .collect::<Vec<_>>();
+    let mut builder = Message::builder();
+    if let Some(key) = partition_key {
+        builder = builder.message_annotations(key_annotation(key));
     }
-    Ok(Sendable::builder()
-        .message(Message::builder().data_batch(sections).build())
+    Sendable::builder()
+        .message(builder.data_batch(sections).build())
         .message_format(BATCH_FORMAT)
-        .build())
+        .build()
+}
+
+/// Bytes a data section holding `len` bytes adds to a message: the section's descriptor
+/// (3 bytes), the binary's constructor and length (2 bytes up to 255, else 5), the bytes.
+pub(crate) fn data_section_size(len: usize) -> u64 {
+    let header = if len <= 255 { 2 } else { 5 };
+    3 + header + len as u64
+}
+
+/// Bytes the batch message spends besides its data sections: the partition key's annotations.
+pub(crate) fn batch_overhead(partition_key: Option<&str>) -> u64 {
+    partition_key.map_or(0, |key| {
+        serde_amqp::to_vec(&key_annotation(key)).map_or(u64::MAX, |b| b.len() as u64)
+    })
 }
 
 fn protocol(message: String) -> Error {
@@ -58,10 +128,6 @@ fn as_i64(value: &Value) -> Option<i64> {
         Value::String(s) => s.parse().ok(),
         _ => None,
     }
-}
-
-fn time_from_ms(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
 /// A timestamp value as a time.
@@ -147,18 +213,60 @@ pub(crate) fn received(partition_id: &str, message: &Message<Body<Value>>) -> Re
         .as_ref()
         .map(|a| {
             a.0.iter()
-                .filter_map(|(k, v)| match v {
-                    SimpleValue::String(s) => Some((k.clone(), s.clone())),
-                    _ => None,
+                .map(|(k, v)| (k.clone(), PropertyValue::from_simple(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut system_properties: std::collections::BTreeMap<String, PropertyValue> = message
+        .message_annotations
+        .as_ref()
+        .map(|a| {
+            a.0.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        OwnedKey::Symbol(s) => s.0.clone(),
+                        OwnedKey::Ulong(n) => n.to_string(),
+                    };
+                    (key, PropertyValue::from_amqp(v))
                 })
                 .collect()
         })
         .unwrap_or_default();
+    let amqp = message.properties.as_ref();
+    if let Some(p) = amqp {
+        let mut put = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                system_properties.insert(key.to_owned(), PropertyValue::from_amqp(&value));
+            }
+        };
+        put("user-id", p.user_id.clone().map(Value::Binary));
+        put("to", p.to.clone().map(Value::String));
+        put("subject", p.subject.clone().map(Value::String));
+        put("reply-to", p.reply_to.clone().map(Value::String));
+        put("content-encoding", p.content_encoding.clone().map(Value::Symbol));
+        put(
+            "absolute-expiry-time",
+            p.absolute_expiry_time.clone().map(Value::Timestamp),
+        );
+        put("creation-time", p.creation_time.clone().map(Value::Timestamp));
+        put("group-id", p.group_id.clone().map(Value::String));
+        put("group-sequence", p.group_sequence.map(Value::Uint));
+        put(
+            "reply-to-group-id",
+            p.reply_to_group_id.clone().map(Value::String),
+        );
+    }
     Ok(ReceivedEvent {
         partition_id: partition_id.to_owned(),
         body,
         body_type,
         properties,
+        message_id: amqp.and_then(|p| p.message_id.as_ref()).map(MessageId::from_amqp),
+        content_type: amqp.and_then(|p| p.content_type.as_ref()).map(|s| s.0.clone()),
+        correlation_id: amqp
+            .and_then(|p| p.correlation_id.as_ref())
+            .map(MessageId::from_amqp),
+        system_properties,
         sequence_number,
         offset,
         enqueued_time,
