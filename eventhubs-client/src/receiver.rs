@@ -35,7 +35,10 @@ pub struct ReceiverOptions {
     /// The owner level (`com.microsoft:epoch`): a receiver with an equal or higher level
     /// takes the partition away from this one.
     pub owner_level: Option<i64>,
-    /// How many events the link may have in flight (link credit, at least 1).
+    /// How many events the link may have in flight (its credit). 0 asks for events only
+    /// while [`PartitionReceiver::receive`] waits: each call grants credit for the events it
+    /// asks for and drains what is left when it returns (events already on the way are kept
+    /// for the next call), so nothing is read ahead between calls.
     pub prefetch: u32,
     /// Ask the service for the partition's last enqueued event with every event (its runtime
     /// metric): see [`PartitionReceiver::last_enqueued_event_properties`]. Default `false`, as
@@ -85,6 +88,8 @@ pub struct PartitionReceiver {
     guard: Option<AttachGuard>,
     /// The partition's last enqueued event, as the last event received reported it.
     last_enqueued: Option<LastEnqueuedEventProperties>,
+    /// With prefetch 0: the link holds credit granted by the current `receive` call.
+    credited: bool,
 }
 
 impl std::fmt::Debug for PartitionReceiver {
@@ -158,6 +163,7 @@ impl PartitionReceiver {
             recoveries: 0,
             last_enqueued: None,
             guard: None,
+            credited: false,
         };
         let retry = receiver.client.retry_options().clone();
         let mut attempt = 0;
@@ -225,7 +231,10 @@ impl PartitionReceiver {
             .name(format!("receiver-{address}-{}", uuid::Uuid::new_v4()))
             .source(source)
             .target(format!("eventhubs-client-{}", uuid::Uuid::new_v4()))
-            .credit_mode(CreditMode::Auto(self.options.prefetch.max(1)));
+            .credit_mode(match self.options.prefetch {
+                0 => CreditMode::Manual,
+                prefetch => CreditMode::Auto(prefetch),
+            });
         if self.options.track_last_enqueued_event_properties {
             builder = builder.add_desired_capabilities(RUNTIME_METRIC);
         }
@@ -250,6 +259,7 @@ impl PartitionReceiver {
             Ok(receiver) => {
                 tracing::debug!(partition = %self.partition_id, generation, "receiver attached");
                 self.link = Some((generation, receiver));
+                self.credited = false;
                 Ok(())
             }
             Err(e) => Err(self.client.failed(generation, e).await),
@@ -314,6 +324,21 @@ impl PartitionReceiver {
                         match attached {
                             Ok(()) => self.attach().await.err(),
                             Err(e) => Some(e),
+                        }
+                    }
+                    Some((generation, link)) if self.options.prefetch == 0 && !self.credited => {
+                        let wanted = u32::try_from(max - events.len()).unwrap_or(u32::MAX);
+                        match link.set_credit(wanted).await {
+                            Ok(()) => {
+                                self.credited = true;
+                                None
+                            }
+                            Err(e) => {
+                                let generation = *generation;
+                                self.link = None;
+                                let e = amqp_error(&format!("grant credit on partition {}", self.partition_id), e);
+                                Some(self.client.failed(generation, e).await)
+                            }
                         }
                     }
                     Some((generation, link)) => {
@@ -384,6 +409,18 @@ impl PartitionReceiver {
                 tracing::debug!(partition = %self.partition_id, attempt, error = %e, ?delay, "receiver recovering");
                 tokio::time::sleep(delay).await;
                 attempt += 1;
+            }
+            if self.options.prefetch == 0
+                && self.credited
+                && let Some((_, link)) = self.link.as_mut()
+            {
+                // Take back the credit left: what the service sent meanwhile stays in the
+                // link's buffer for the next call.
+                self.credited = false;
+                if let Err(e) = link.drain().await {
+                    tracing::debug!(error = %e, "draining the credit failed; the link is replaced");
+                    self.link = None;
+                }
             }
             tracing::debug!(count = events.len(), "received");
             Ok(events)

@@ -364,3 +364,76 @@ async fn options_that_would_let_ownership_expire_between_renewals_are_refused() 
     let err = Processor::new(client(&emulator).await, "$Default", store, empty).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
+
+/// Per-partition start positions, as the official SDKs offer them: a partition named in
+/// `partition_start` starts there, the others at `start`, and a checkpoint beats both. A bad
+/// position is refused naming the partition. Prefetch 0 reads the same events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitions_start_where_partition_start_says_unless_a_checkpoint_exists() {
+    let emulator = emulator(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    send_to_each(&emulator, 3, &["a", "b", "c", "d"]).await;
+    // Partition 2 has a checkpoint after its first event ("a-2", sequence number 0).
+    let scope = scope(&emulator);
+    let checkpoint = eventhubs_store_core::Checkpoint::new(scope, "2", Some("0".into()), Some(0));
+    store
+        .set_checkpoint(
+            &checkpoint,
+            &eventhubs_store_core::SetCheckpointOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    let mut opts = options("p1", LoadBalancingStrategy::Greedy, Duration::from_secs(30));
+    opts.prefetch = 0;
+    opts.partition_start.insert(
+        "1".into(),
+        StartPosition::SequenceNumber {
+            sequence_number: 2,
+            inclusive: true,
+        },
+    );
+    opts.partition_start.insert("2".into(), StartPosition::Latest);
+    let mut bad = opts.clone();
+    bad.partition_start.insert(
+        "0".into(),
+        StartPosition::Offset {
+            offset: "1' or '1".into(),
+            inclusive: true,
+        },
+    );
+    let e = Processor::new(client(&emulator).await, "$Default", Arc::clone(&store), bad).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("partition_start[\"0\"]"), "{e}");
+
+    let p = Processor::new(client(&emulator).await, "$Default", Arc::clone(&store), opts).unwrap();
+    p.start().await.unwrap();
+    let mut clients = take_clients(&p, 3).await;
+    clients.sort_by(|a, b| a.partition_id().cmp(b.partition_id()));
+    let firsts: Vec<Vec<String>> = vec![
+        read(&mut clients[0], 4).await,
+        read(&mut clients[1], 2).await,
+        read(&mut clients[2], 3).await,
+    ]
+    .iter()
+    .map(|events| {
+        events
+            .iter()
+            .map(|e| String::from_utf8(e.body.clone()).unwrap())
+            .collect()
+    })
+    .collect();
+    assert_eq!(
+        firsts,
+        vec![
+            vec!["a-0", "b-0", "c-0", "d-0"],
+            vec!["c-1", "d-1"],
+            vec!["b-2", "c-2", "d-2"],
+        ]
+    );
+    for c in clients {
+        c.close().await.unwrap();
+    }
+    p.close().await.unwrap();
+}

@@ -265,3 +265,45 @@ async fn an_inclusive_enqueued_time_start_includes_the_event_at_that_time() {
     let got = receive_n(&mut exclusive, 1).await;
     assert_eq!(got[0].sequence_number, events[2].sequence_number);
 }
+
+/// With prefetch 0 nothing is read ahead between calls: the second event is delivered only
+/// when the second call asks for it, so it carries the partition's state as of then (the
+/// runtime metric names the event sent between the calls). With prefetch it was already on
+/// hand before that event was sent.
+#[tokio::test]
+async fn prefetch_zero_reads_only_while_a_call_waits() {
+    let (_emulator, client) = start(1).await;
+    let events: Vec<_> = (0..10).map(|i| EventData::new(format!("p{i}"))).collect();
+    client.send(Some("0"), events).await.unwrap();
+    let mut last_enqueued_seen = Vec::new();
+    for prefetch in [0, 300] {
+        let mut r = receiver(
+            &client,
+            "0",
+            ReceiverOptions {
+                start: StartPosition::Earliest,
+                prefetch,
+                track_last_enqueued_event_properties: true,
+                ..ReceiverOptions::default()
+            },
+        )
+        .await;
+        let first = r.receive(1, WAIT).await.unwrap();
+        assert_eq!(first.len(), 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client
+            .send(Some("0"), vec![EventData::new("between")])
+            .await
+            .unwrap();
+        let second = r.receive(1, WAIT).await.unwrap();
+        assert_eq!(second[0].sequence_number, first[0].sequence_number + 1);
+        last_enqueued_seen.push(r.last_enqueued_event_properties().unwrap().sequence_number);
+        // Every event still arrives, in order, one call at a time.
+        let rest = receive_n(&mut r, 9).await;
+        assert_eq!(rest.last().map(|e| e.body.as_slice()), Some(&b"between"[..]));
+    }
+    // prefetch 0: the partition's newest event was the one just sent between the calls
+    // (seq 10). prefetch 300: the second event was prefetched before seq 11 was sent between
+    // its calls, so it still reports seq 10.
+    assert_eq!(last_enqueued_seen, vec![10, 10]);
+}

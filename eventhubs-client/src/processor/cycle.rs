@@ -231,6 +231,7 @@ impl Inner {
         let to_open = fresh.into_iter().map(|id| (id, expires)).chain(dropped);
         for (id, expires) in to_open {
             let start = start_after(checkpoints.iter().find(|c| c.partition_id == id))
+                .or_else(|| self.options.partition_start.get(&id).cloned())
                 .unwrap_or_else(|| self.options.start.clone());
             let lease = Arc::new(Lease::new(&id, expires));
             state.owned.insert(id.clone(), Arc::clone(&lease));

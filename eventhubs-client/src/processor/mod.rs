@@ -19,7 +19,7 @@ pub mod load_balancer;
 mod partition_client;
 pub mod simulation;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,12 +50,17 @@ pub struct ProcessorOptions {
     pub update_interval: Duration,
     /// Ownership not renewed for this long is free for others (default 60 s).
     pub partition_expiration: Duration,
-    /// Where a partition without a checkpoint starts (default `Latest`).
+    /// Where a partition without a checkpoint starts (default `Latest`), unless
+    /// `partition_start` names it.
     pub start: StartPosition,
+    /// Where particular partitions without a checkpoint start, by partition id (default
+    /// none): as the official SDKs' per-partition start positions. A checkpoint always wins.
+    pub partition_start: HashMap<String, StartPosition>,
     /// The owner level of partition links (default `Some(0)`): a new owner's link steals the
     /// old owner's.
     pub owner_level: Option<i64>,
-    /// Events each partition link may prefetch.
+    /// Events each partition link may prefetch (default 300); 0 asks for events only while
+    /// [`PartitionClient::receive_events`] waits (see [`ReceiverOptions::prefetch`](crate::ReceiverOptions::prefetch)).
     pub prefetch: u32,
     /// This processor's owner id (default a random UUID).
     pub owner_id: Option<String>,
@@ -81,6 +86,7 @@ impl Default for ProcessorOptions {
             update_interval: Duration::from_secs(10),
             partition_expiration: Duration::from_secs(60),
             start: StartPosition::Latest,
+            partition_start: HashMap::new(),
             owner_level: Some(0),
             prefetch: 300,
             owner_id: None,
@@ -195,6 +201,16 @@ impl Processor {
                     options.update_interval, options.partition_expiration
                 ),
             ));
+        }
+        crate::receiver::selector(&options.start)
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("start: {e}")))?;
+        for (partition, start) in &options.partition_start {
+            crate::receiver::selector(start).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("partition_start[{partition:?}]: {e}"),
+                )
+            })?;
         }
         let owner_id = options
             .owner_id
