@@ -411,7 +411,7 @@ async fn partitions_start_where_partition_start_says_unless_a_checkpoint_exists(
     p.start().await.unwrap();
     let mut clients = take_clients(&p, 3).await;
     clients.sort_by(|a, b| a.partition_id().cmp(b.partition_id()));
-    let firsts: Vec<Vec<String>> = vec![
+    let firsts: Vec<Vec<String>> = [
         read(&mut clients[0], 4).await,
         read(&mut clients[1], 2).await,
         read(&mut clients[2], 3).await,
