@@ -64,6 +64,7 @@ pub mod partition_log;
 pub mod sasl;
 mod server;
 pub mod session;
+pub mod tls;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -96,6 +97,7 @@ pub struct EmulatorBuilder {
     config: EmulatorConfig,
     groups: Vec<(String, String)>,
     bind: SocketAddr,
+    tls: Option<tls::TlsIdentity>,
     errors: Vec<Error>,
 }
 
@@ -108,6 +110,7 @@ impl Default for EmulatorBuilder {
             },
             groups: Vec::new(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
             errors: Vec::new(),
         }
     }
@@ -201,6 +204,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Speaks AMQP over TLS only (`amqps`, as the service's port 5671), presenting `identity`
+    /// ([`tls::TlsIdentity::self_signed`] makes one for `localhost`). Off by default (plain
+    /// AMQP, as Microsoft's emulator speaks).
+    pub fn tls(mut self, identity: tls::TlsIdentity) -> Self {
+        self.tls = Some(identity);
+        self
+    }
+
     /// Validates the configuration, binds the listener and starts serving in the background.
     pub async fn start(mut self) -> Result<EmulatorHandle, Error> {
         if let Some(e) = self.errors.into_iter().next() {
@@ -225,6 +236,10 @@ impl EmulatorBuilder {
                 "max_events and max_bytes must be at least 1",
             ));
         }
+        let tls = match &self.tls {
+            Some(identity) => Some(identity.acceptor()?),
+            None => None,
+        };
         let listener = TcpListener::bind(self.bind)
             .await
             .map_err(|e| Error::io(format!("binding the emulator to {}", self.bind), e))?;
@@ -233,7 +248,7 @@ impl EmulatorBuilder {
             .map_err(|e| Error::io("reading the emulator's bound address", e))?;
         let broker = Arc::new(Broker::new(self.config));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        tracing::info!(%local_addr, hubs = broker.config.hubs.len(), "event hubs emulator listening");
+        tracing::info!(%local_addr, hubs = broker.config.hubs.len(), tls = tls.is_some(), "event hubs emulator listening");
         if broker.config.accept_unverified_jwt {
             tracing::warn!(
                 %local_addr,
@@ -241,10 +256,11 @@ impl EmulatorBuilder {
                  anyone reaching this port can use every hub"
             );
         }
-        let task = tokio::spawn(server::run(listener, Arc::clone(&broker), shutdown_rx));
+        let task = tokio::spawn(server::run(listener, Arc::clone(&broker), tls, shutdown_rx));
         Ok(EmulatorHandle {
             local_addr,
             broker,
+            tls: self.tls,
             shutdown: shutdown_tx,
             task: Some(task),
         })
@@ -257,6 +273,7 @@ impl EmulatorBuilder {
 pub struct EmulatorHandle {
     local_addr: SocketAddr,
     broker: Arc<Broker>,
+    tls: Option<tls::TlsIdentity>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -267,9 +284,21 @@ impl EmulatorHandle {
         self.local_addr
     }
 
-    /// A connection string for the SDKs, with `EntityPath` when `hub` is given.
+    /// A connection string for the SDKs, with `EntityPath` when `hub` is given. Over TLS it
+    /// has no `UseDevelopmentEmulator=true`: clients then speak `amqps` to the endpoint's port.
     pub fn connection_string(&self, hub: Option<&str>) -> String {
-        config::connection_string(self.local_addr.port(), &self.broker.config.sas_key, hub)
+        let plain = config::connection_string(self.local_addr.port(), &self.broker.config.sas_key, hub);
+        if self.tls.is_some() {
+            plain.replace(";UseDevelopmentEmulator=true", "")
+        } else {
+            plain
+        }
+    }
+
+    /// The identity the TLS listener presents, when it speaks TLS: clients trust its
+    /// [`tls::TlsIdentity::certificate_pem`].
+    pub fn tls_identity(&self) -> Option<&tls::TlsIdentity> {
+        self.tls.as_ref()
     }
 
     /// The namespace, for inspection in tests (partition contents, receivers).
@@ -295,6 +324,10 @@ impl EmulatorHandle {
             let _ = task.await;
         }
         tokio::time::sleep(downtime).await;
+        let tls = match &self.tls {
+            Some(identity) => Some(identity.acceptor()?),
+            None => None,
+        };
         let listener = TcpListener::bind(self.local_addr)
             .await
             .map_err(|e| Error::io(format!("binding the emulator to {} again", self.local_addr), e))?;
@@ -303,6 +336,7 @@ impl EmulatorHandle {
         self.task = Some(tokio::spawn(server::run(
             listener,
             Arc::clone(&self.broker),
+            tls,
             shutdown_rx,
         )));
         tracing::info!(local_addr = %self.local_addr, "event hubs emulator restarted");

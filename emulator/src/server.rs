@@ -7,12 +7,22 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
 use crate::connection;
 
-/// Accepts connections until `shutdown` flips, then waits (briefly) for them to close.
-pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections until `shutdown` flips, then waits (briefly) for them to close. With
+/// `tls`, every connection speaks TLS first (as the service's port 5671 does).
+pub async fn run(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let active = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
     let max = broker.config.max_connections.max(1);
@@ -41,12 +51,25 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch
                 active.fetch_add(1, Ordering::Relaxed);
                 let id = broker.next_id();
                 let (broker, shutdown, active) = (Arc::clone(&broker), shutdown.clone(), Arc::clone(&active));
+                let tls = tls.clone();
                 tasks.spawn(async move {
                     let delay = broker.faults.connect_delay();
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
-                    connection::serve(stream, broker, shutdown, id).await;
+                    match tls {
+                        None => connection::serve(stream, broker, shutdown, id).await,
+                        Some(acceptor) => {
+                            let _ = stream.set_nodelay(true);
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => {
+                                    connection::serve_tls(stream, peer.to_string(), broker, shutdown, id).await;
+                                }
+                                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        }
+                    }
                     active.fetch_sub(1, Ordering::Relaxed);
                 });
             }

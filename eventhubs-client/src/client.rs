@@ -9,22 +9,22 @@
 //! were attached on and attach again through the new one.
 //!
 //! Authentication is claims-based: before the first link to the hub (and before management
-//! calls) the client puts a SAS token for the audience `sb://<namespace>/<hub>` on `$cbs`,
-//! valid for one hour, on every new connection. A background task puts it again well before it
-//! expires (after 50 minutes), so long-lived senders and receivers stay authorized.
+//! calls) the client puts a token for the audience `sb://<namespace>/<hub>` on `$cbs` (a SAS
+//! token signed for one hour, a given shared access signature, or an Entra ID JWT), on every
+//! new connection. A background task puts a fresh one after four fifths of its lifetime, so
+//! long-lived senders and receivers stay authorized.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use fe2o3_amqp::Sender;
 use fe2o3_amqp::connection::ConnectionHandle;
-use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::messaging::Outcome;
 use fe2o3_amqp::types::primitives::Value;
-use fe2o3_amqp::{Connection, Sender, Session};
 use time::OffsetDateTime;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use tracing::Instrument;
@@ -32,19 +32,19 @@ use tracing::Instrument;
 use crate::amqp::errors::{Failure, amqp_error, classify, condition_of};
 use crate::amqp::{message, request};
 use crate::batch::{BatchOptions, EventDataBatch};
-use crate::connection_string::ConnectionString;
+use crate::builder::EventHubClientBuilder;
+use crate::credential::Credential;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::EventData;
 use crate::management;
 use crate::receiver::{PartitionReceiver, ReceiverOptions};
 use crate::retry::{RetryOptions, timed, with_retries};
-use crate::sas::SasCredential;
+use crate::transport::{Endpoint, connect};
 
-/// How long a put token is valid.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
-/// When a token is put again.
-const TOKEN_REFRESH_AFTER: Duration = Duration::from_secs(50 * 60);
-/// How often the background task looks at the token's age.
+/// The least time between two puts of the hub's token (a token about to expire is put again
+/// no faster than this).
+const MIN_TOKEN_REFRESH: Duration = Duration::from_secs(1);
+/// The longest the background task sleeps before it looks at the token again.
 const TOKEN_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// A client for one event hub: sends events, opens partition receivers and answers
@@ -90,8 +90,8 @@ pub(crate) struct Amqp {
     pub(crate) session: SessionHandle<()>,
     /// Which connection of the client's life this is (1, 2, …).
     pub(crate) generation: u64,
-    /// When the hub's token was put on this connection.
-    token_put: Option<Instant>,
+    /// When the hub's token on this connection must be put again; `None` before the first.
+    token_refresh_at: Option<Instant>,
 }
 
 impl Amqp {
@@ -121,11 +121,12 @@ struct Inner {
     /// The fully qualified namespace as the official SDKs derive it (host, `:port` when the
     /// endpoint has one): the scope processors of every SDK share in a checkpoint store.
     namespace: String,
-    /// The host alone, for the AMQP open's hostname.
+    /// The namespace's host alone, for the AMQP open's hostname.
     host: String,
-    url: String,
+    /// Where connections go (the namespace, or a custom endpoint) and whether over TLS.
+    endpoint: Endpoint,
     hub: String,
-    credential: SasCredential,
+    credential: Credential,
     retry: RetryOptions,
     /// The current connection; `None` before the first and after one broke.
     amqp: Mutex<Option<Amqp>>,
@@ -140,6 +141,7 @@ impl fmt::Debug for EventHubClient {
         f.debug_struct("EventHubClient")
             .field("namespace", &self.inner.namespace)
             .field("event_hub", &self.inner.hub)
+            .field("endpoint", &self.inner.endpoint.to_string())
             .field("credential", &self.inner.credential)
             .finish()
     }
@@ -162,9 +164,11 @@ impl EventHubClient {
     /// Connects with a connection string. The hub is `event_hub`, else the string's
     /// `EntityPath`; [`ErrorKind::InvalidInput`] when neither names one. With
     /// `UseDevelopmentEmulator=true` the client speaks plain AMQP to the endpoint's host and
-    /// port (default 5672), else AMQP over TLS on port 5671. Connects, begins a session and
-    /// puts a token for the hub right away (retrying as `retry` says), so bad credentials fail
-    /// here.
+    /// port (default 5672), else AMQP over TLS to the endpoint's port (default 5671). The
+    /// string may carry a key (`SharedAccessKeyName`, `SharedAccessKey`) or a
+    /// `SharedAccessSignature`. Connects, begins a session and puts a token for the hub right
+    /// away (retrying as `retry` says), so bad credentials fail here. For Entra ID, a custom
+    /// endpoint or trusted roots, use [`EventHubClient::builder`].
     ///
     /// # Errors
     /// `InvalidInput` for a bad connection string or options; `Unauthorized` for a refused
@@ -174,30 +178,38 @@ impl EventHubClient {
         event_hub: Option<&str>,
         retry: RetryOptions,
     ) -> Result<Self> {
-        retry.validate()?;
-        let parsed = ConnectionString::parse(connection_string)?;
-        let hub = event_hub
-            .or(parsed.event_hub())
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    "no event hub: pass one or put EntityPath in the connection string",
-                )
-            })?
-            .to_owned();
-        let host = parsed.host().to_owned();
-        let url = if parsed.use_development_emulator() {
-            format!("amqp://{host}:{}", parsed.port().unwrap_or(5672))
-        } else {
-            format!("amqps://{host}:5671")
-        };
+        EventHubClientBuilder::from_connection_string(connection_string, event_hub)?
+            .retry_options(retry)
+            .open()
+            .await
+    }
+
+    /// A builder for a client of `event_hub` in `fully_qualified_namespace` (a host, with
+    /// `:port` when not the default, e.g. `my-ns.servicebus.windows.net`) that authenticates
+    /// with `credential` (a key, a shared access signature, or Entra ID).
+    pub fn builder(
+        fully_qualified_namespace: &str,
+        event_hub: &str,
+        credential: Credential,
+    ) -> EventHubClientBuilder {
+        EventHubClientBuilder::new(fully_qualified_namespace, event_hub, credential)
+    }
+
+    /// Connects as the builder resolved it.
+    pub(crate) async fn open(
+        namespace: String,
+        host: String,
+        hub: String,
+        credential: Credential,
+        retry: RetryOptions,
+        endpoint: Endpoint,
+    ) -> Result<Self> {
         let inner = Arc::new(Inner {
-            namespace: parsed.fully_qualified_namespace(),
+            namespace,
             host,
-            url,
+            endpoint,
             hub,
-            credential: parsed.credential(),
+            credential,
             retry,
             amqp: Mutex::new(None),
             generations: AtomicU64::new(0),
@@ -249,7 +261,8 @@ impl EventHubClient {
         }
         if guard.is_none() {
             let (connection, session) =
-                timed("connect", timeout, connect(&self.inner.url, &self.inner.host)).await?;
+                // Boxed: the TLS handshake's future is large, and every operation awaits this one.
+                timed("connect", timeout, Box::pin(connect(&self.inner.endpoint, &self.inner.host))).await?;
             let generation = self.inner.generations.fetch_add(1, Ordering::AcqRel) + 1;
             tracing::debug!(generation, "connected");
             if generation > 1 {
@@ -259,18 +272,16 @@ impl EventHubClient {
                 connection,
                 session,
                 generation,
-                token_put: None,
+                token_refresh_at: None,
             });
         }
         if let Some(amqp) = guard.as_mut()
-            && amqp
-                .token_put
-                .is_none_or(|put| put.elapsed() >= TOKEN_REFRESH_AFTER)
+            && amqp.token_refresh_at.is_none_or(|at| Instant::now() >= at)
         {
             let audience = format!("sb://{}/{}", self.inner.namespace, self.inner.hub);
-            let put = put_token(&mut amqp.session, &self.inner.credential, &audience);
+            let put = Box::pin(put_token(&mut amqp.session, &self.inner.credential, &audience));
             match timed("put-token", timeout, put).await {
-                Ok(()) => amqp.token_put = Some(Instant::now()),
+                Ok(refresh_after) => amqp.token_refresh_at = Some(Instant::now() + refresh_after),
                 Err(e) => {
                     if e.is_connection_failure() {
                         *guard = None;
@@ -584,8 +595,9 @@ fn settled(address: &str, outcome: Result<Outcome, fe2o3_amqp::link::SendError>)
 /// attached long ago (senders included) stay authorized. A failure is logged; the next
 /// operation connects or puts again by itself.
 async fn renew_tokens(inner: Weak<Inner>) {
+    let mut wait = next_token_check(&inner).await;
     loop {
-        tokio::time::sleep(TOKEN_CHECK_EVERY).await;
+        tokio::time::sleep(wait).await;
         let Some(inner) = inner.upgrade() else { return };
         if inner.closed.load(Ordering::Acquire) {
             return;
@@ -594,74 +606,56 @@ async fn renew_tokens(inner: Weak<Inner>) {
         if let Err(e) = client.session().await {
             tracing::debug!(error = %e, "background token renewal failed; the next operation retries");
         }
+        wait = next_token_check(&Arc::downgrade(&client.inner)).await;
     }
 }
 
-/// Opens the connection on a socket of our own with `TCP_NODELAY` (fe2o3 leaves Nagle's
-/// algorithm on, which holds each small credit refill back for tens of milliseconds and caps a
-/// receiver near 7k events/s), TLS on top for `amqps`, then begins the session.
-async fn connect(url: &str, host: &str) -> Result<(ConnectionHandle<()>, SessionHandle<()>)> {
-    let span = tracing::debug_span!("eventhubs.connect", url = %url);
-    async {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("endpoint {url}: {e}")))?;
-        let scheme = parsed.scheme();
-        let port = parsed
-            .port()
-            .unwrap_or(if scheme == "amqps" { 5671 } else { 5672 });
-        let stream = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| {
-            Error::new(ErrorKind::Unavailable, format!("connect to {url}: {e}"))
-                .with_source(e)
-                .connection_failure()
-        })?;
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
-        }
-        let mut connection = Connection::builder()
-            .container_id(format!("eventhubs-client-{}", uuid::Uuid::new_v4()))
-            .scheme(scheme)
-            .hostname(host)
-            .domain(host)
-            .sasl_profile(SaslProfile::Anonymous)
-            .open_with_stream(stream)
-            .await
-            .map_err(|e| amqp_error(&format!("connect to {url}"), e).connection_failure())?;
-        let session = Session::begin(&mut connection)
-            .await
-            .map_err(|e| amqp_error("begin session", e).connection_failure())?;
-        Ok((connection, session))
-    }
-    .instrument(span)
-    .await
+/// How long until the current token must be put again (at most [`TOKEN_CHECK_EVERY`]).
+async fn next_token_check(inner: &Weak<Inner>) -> Duration {
+    let Some(inner) = inner.upgrade() else {
+        return TOKEN_CHECK_EVERY;
+    };
+    let guard = inner.amqp.lock().await;
+    guard
+        .as_ref()
+        .and_then(|a| a.token_refresh_at)
+        .map_or(TOKEN_CHECK_EVERY, |at| {
+            at.saturating_duration_since(Instant::now())
+                .clamp(MIN_TOKEN_REFRESH, TOKEN_CHECK_EVERY)
+        })
 }
 
+/// Puts a token for `audience` on `$cbs`; answers how long until it must be put again.
 async fn put_token(
     session: &mut SessionHandle<()>,
-    credential: &SasCredential,
+    credential: &Credential,
     audience: &str,
-) -> Result<()> {
-    let span =
-        tracing::debug_span!("eventhubs.put_token", audience = %audience, key_name = %credential.key_name());
+) -> Result<Duration> {
+    let span = tracing::debug_span!(
+        "eventhubs.put_token",
+        audience = %audience,
+        key_name = credential.key_name().unwrap_or("")
+    );
     async {
-        let expiry = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .saturating_add(TOKEN_LIFETIME.as_secs());
-        let token = credential.token(audience, i64::try_from(expiry).unwrap_or(i64::MAX))?;
+        let token = credential.cbs_token(audience).await?;
         let response = request::request(
             session,
             "$cbs",
             &[
                 ("operation", "put-token"),
-                ("type", "servicebus.windows.net:sastoken"),
+                ("type", token.token_type),
                 ("name", audience),
             ],
-            Value::String(token),
+            Value::String(token.value.clone()),
         )
         .await?;
-        tracing::debug!(status = response.status, "put-token answered");
+        tracing::debug!(
+            status = response.status,
+            token_type = token.token_type,
+            "put-token answered"
+        );
         response.success(&format!("put-token for {audience}"))?;
-        Ok(())
+        Ok(token.refresh_after().max(MIN_TOKEN_REFRESH))
     }
     .instrument(span)
     .await

@@ -1,19 +1,28 @@
 //! Event Hubs connection strings:
-//! `Endpoint=sb://<host>[:port]/;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=…][;UseDevelopmentEmulator=true]`.
+//! `Endpoint=sb://<host>[:port]/;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=…][;UseDevelopmentEmulator=true]`,
+//! or with `SharedAccessSignature=SharedAccessSignature sr=…&sig=…&se=…&skn=…` in place of the
+//! key name and key.
 
 use std::fmt;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// A parsed connection string. `Debug` and `Display` never show the shared access key.
+/// A parsed connection string. `Debug` and `Display` never show the shared access key or
+/// signature.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionString {
     host: String,
     port: Option<u16>,
-    key_name: String,
-    key: String,
+    auth: Auth,
     entity_path: Option<String>,
     use_development_emulator: bool,
+}
+
+/// How the connection string authenticates.
+#[derive(Clone, PartialEq, Eq)]
+enum Auth {
+    Key { name: String, key: String },
+    Signature(String),
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -29,6 +38,7 @@ impl ConnectionString {
     /// (never echoing the key).
     pub fn parse(s: &str) -> Result<Self> {
         let (mut endpoint, mut key_name, mut key, mut entity_path) = (None, None, None, None);
+        let mut signature = None;
         let mut use_development_emulator = false;
         for segment in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((name, value)) = segment.split_once('=') else {
@@ -40,6 +50,7 @@ impl ConnectionString {
                 "endpoint" => endpoint = Some(value),
                 "sharedaccesskeyname" => key_name = Some(value),
                 "sharedaccesskey" => key = Some(value),
+                "sharedaccesssignature" => signature = Some(value),
                 "entitypath" => entity_path = Some(value),
                 "usedevelopmentemulator" => {
                     use_development_emulator = match value.to_ascii_lowercase().as_str() {
@@ -64,17 +75,35 @@ impl ConnectionString {
             .filter(|h| !h.is_empty())
             .ok_or_else(|| invalid(format!("Endpoint {endpoint:?} has no host")))?
             .to_owned();
-        let key_name = key_name
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| invalid("SharedAccessKeyName is missing"))?;
-        let key = key
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| invalid("SharedAccessKey is missing"))?;
+        let auth = match (signature, key_name, key) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(invalid(
+                    "SharedAccessSignature and SharedAccessKeyName/SharedAccessKey: give one or the other",
+                ));
+            }
+            (Some(signature), None, None) => {
+                // Checked (shape and expiry field) without echoing it.
+                crate::credential::Credential::shared_access_signature(signature)
+                    .map_err(|e| invalid(format!("SharedAccessSignature: {}", e.message())))?;
+                Auth::Signature(signature.to_owned())
+            }
+            (None, key_name, key) => {
+                let key_name = key_name.filter(|k| !k.is_empty()).ok_or_else(|| {
+                    invalid("SharedAccessKeyName is missing (or give SharedAccessSignature)")
+                })?;
+                let key = key
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| invalid("SharedAccessKey is missing (or give SharedAccessSignature)"))?;
+                Auth::Key {
+                    name: key_name.to_owned(),
+                    key: key.to_owned(),
+                }
+            }
+        };
         Ok(ConnectionString {
             host,
             port: url.port(),
-            key_name: key_name.to_owned(),
-            key: key.to_owned(),
+            auth,
             entity_path: entity_path.filter(|p| !p.is_empty()).map(str::to_owned),
             use_development_emulator,
         })
@@ -102,6 +131,7 @@ impl ConnectionString {
     }
 
     /// The port in the endpoint, if any.
+    #[cfg(test)]
     pub(crate) fn port(&self) -> Option<u16> {
         self.port
     }
@@ -111,9 +141,19 @@ impl ConnectionString {
         self.use_development_emulator
     }
 
-    /// The key name and the key.
-    pub(crate) fn credential(&self) -> crate::sas::SasCredential {
-        crate::sas::SasCredential::new(&self.key_name, &self.key)
+    /// The credential the string carries: its key, or its shared access signature.
+    pub(crate) fn credential(&self) -> crate::credential::Credential {
+        match &self.auth {
+            Auth::Key { name, key } => crate::credential::Credential::shared_access_key(name, key),
+            Auth::Signature(signature) => crate::credential::Credential::signature_unchecked(signature),
+        }
+    }
+
+    fn key_name(&self) -> Option<&str> {
+        match &self.auth {
+            Auth::Key { name, .. } => Some(name),
+            Auth::Signature(_) => None,
+        }
     }
 }
 
@@ -122,8 +162,8 @@ impl fmt::Debug for ConnectionString {
         f.debug_struct("ConnectionString")
             .field("host", &self.host)
             .field("port", &self.port)
-            .field("key_name", &self.key_name)
-            .field("key", &"<redacted>")
+            .field("key_name", &self.key_name())
+            .field("secret", &"<redacted>")
             .field("entity_path", &self.entity_path)
             .field("use_development_emulator", &self.use_development_emulator)
             .finish()
@@ -136,11 +176,10 @@ impl fmt::Display for ConnectionString {
         if let Some(port) = self.port {
             write!(f, ":{port}")?;
         }
-        write!(
-            f,
-            "/;SharedAccessKeyName={};SharedAccessKey=<redacted>",
-            self.key_name
-        )?;
+        match self.key_name() {
+            Some(name) => write!(f, "/;SharedAccessKeyName={name};SharedAccessKey=<redacted>")?,
+            None => f.write_str("/;SharedAccessSignature=<redacted>")?,
+        }
         if self.use_development_emulator {
             f.write_str(";UseDevelopmentEmulator=true")?;
         }
@@ -241,6 +280,47 @@ mod tests {
             let text = format!("{e} {e:?}");
             assert!(text.contains(field), "{text}");
             assert!(!text.contains(KEY.trim_end_matches('=')), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_shared_access_signature_stands_in_for_the_key_and_is_never_shown() {
+        let token = crate::sas::SasCredential::new("send-only", KEY)
+            .token("sb://ns.servicebus.windows.net/orders", 4_000_000_000)
+            .unwrap();
+        let cs = ConnectionString::parse(&format!(
+            "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessSignature={token};EntityPath=orders"
+        ))
+        .unwrap();
+        assert_eq!(cs.event_hub(), Some("orders"));
+        let sig = token.split("sig=").nth(1).unwrap().split('&').next().unwrap();
+        for text in [
+            format!("{cs:?}"),
+            cs.to_string(),
+            format!("{:?}", cs.credential()),
+        ] {
+            assert!(!text.contains(sig), "{text}");
+        }
+        assert!(cs.to_string().contains("SharedAccessSignature=<redacted>"));
+        for (input, field) in [
+            (
+                format!("Endpoint=sb://h;SharedAccessSignature={token};SharedAccessKeyName=k;SharedAccessKey={KEY}"),
+                "give one or the other",
+            ),
+            (
+                "Endpoint=sb://h;SharedAccessSignature=sr=x&sig=secretsig".to_owned(),
+                "SharedAccessSignature",
+            ),
+            (
+                "Endpoint=sb://h;SharedAccessSignature=SharedAccessSignature sr=x&sig=secretsig&se=soon&skn=k"
+                    .to_owned(),
+                "se",
+            ),
+        ] {
+            let e = ConnectionString::parse(&input).unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(text.contains(field), "{text}");
+            assert!(!text.contains("secretsig") && !text.contains(sig), "{text}");
         }
     }
 

@@ -5,8 +5,10 @@
 
 mod amqp;
 mod batch;
+mod builder;
 mod client;
 mod connection_string;
+mod credential;
 mod error;
 mod event;
 mod management;
@@ -16,10 +18,13 @@ mod receiver;
 pub mod retry;
 mod sas;
 pub mod telemetry;
+mod transport;
 
 pub use batch::{BatchOptions, EventDataBatch};
+pub use builder::EventHubClientBuilder;
 pub use client::{EventHubClient, EventHubProperties, PartitionProperties};
 pub use connection_string::ConnectionString;
+pub use credential::{Credential, EVENT_HUBS_SCOPE};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{BodyType, EventData, LastEnqueuedEventProperties, ReceivedEvent, StartPosition};
 pub use processor::{

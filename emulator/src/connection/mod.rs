@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fe2o3_amqp_types::performatives::Performative;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::Instrument;
@@ -45,15 +45,38 @@ const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// Serves one accepted TCP connection until it closes, fails, or the server shuts down.
 pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: watch::Receiver<bool>, id: u64) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let _ = stream.set_nodelay(true);
     let span = tracing::info_span!("amqp.connection", id, %peer);
     async move {
-        match run(stream, broker, shutdown, id).await {
-            Ok(()) => tracing::debug!("connection closed"),
-            Err(e) => tracing::debug!(error = %e, "connection ended"),
-        }
+        let (reader, writer) = stream.into_split();
+        log_end(run(reader, writer, broker, shutdown, id).await);
     }
     .instrument(span)
     .await;
+}
+
+/// Serves one accepted TLS connection (the handshake done) as [`serve`] does a TCP one.
+pub async fn serve_tls(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: String,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+    id: u64,
+) {
+    let span = tracing::info_span!("amqp.connection", id, %peer, tls = true);
+    async move {
+        let (reader, writer) = tokio::io::split(stream);
+        log_end(run(reader, writer, broker, shutdown, id).await);
+    }
+    .instrument(span)
+    .await;
+}
+
+fn log_end(result: Result<(), ConnError>) {
+    match result {
+        Ok(()) => tracing::debug!("connection closed"),
+        Err(e) => tracing::debug!(error = %e, "connection ended"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,14 +91,17 @@ enum ConnError {
     Frame(#[from] FrameError),
 }
 
-async fn run(
-    stream: TcpStream,
+async fn run<R, W>(
+    mut reader: R,
+    writer: W,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
     id: u64,
-) -> Result<(), ConnError> {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+) -> Result<(), ConnError>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin,
+{
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut reader, &mut writer, &broker))
         .await
