@@ -55,8 +55,8 @@ fn python() -> Option<PathBuf> {
 
 /// Runs `interop.py <command>` with `request` on stdin (off the async runtime), answers its
 /// JSON.
-async fn run_python(python: &PathBuf, command: &str, request: Value) -> Value {
-    let (python, command) = (python.clone(), command.to_owned());
+async fn run_python(python: &std::path::Path, command: &str, request: Value) -> Value {
+    let (python, command) = (python.to_path_buf(), command.to_owned());
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new(&python)
             .arg(crate_dir().join("tests/python/interop.py"))
