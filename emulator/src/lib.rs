@@ -65,6 +65,7 @@ pub mod sasl;
 mod server;
 pub mod session;
 pub mod tls;
+pub mod websocket;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -98,6 +99,7 @@ pub struct EmulatorBuilder {
     groups: Vec<(String, String)>,
     bind: SocketAddr,
     tls: Option<tls::TlsIdentity>,
+    websockets: bool,
     errors: Vec<Error>,
 }
 
@@ -111,6 +113,7 @@ impl Default for EmulatorBuilder {
             groups: Vec::new(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: None,
+            websockets: false,
             errors: Vec::new(),
         }
     }
@@ -212,6 +215,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Expects AMQP over WebSockets (after TLS when [`EmulatorBuilder::tls`] is set, as the
+    /// service's `wss://…/$servicebus/websocket`): every connection starts with an HTTP
+    /// upgrade offering the `AMQPWSB10` (or fe2o3-amqp's `amqp`) subprotocol. Off by default.
+    pub fn websockets(mut self, on: bool) -> Self {
+        self.websockets = on;
+        self
+    }
+
     /// Validates the configuration, binds the listener and starts serving in the background.
     pub async fn start(mut self) -> Result<EmulatorHandle, Error> {
         if let Some(e) = self.errors.into_iter().next() {
@@ -236,9 +247,12 @@ impl EmulatorBuilder {
                 "max_events and max_bytes must be at least 1",
             ));
         }
-        let tls = match &self.tls {
-            Some(identity) => Some(identity.acceptor()?),
-            None => None,
+        let transport = server::Transport {
+            tls: match &self.tls {
+                Some(identity) => Some(identity.acceptor()?),
+                None => None,
+            },
+            websockets: self.websockets,
         };
         let listener = TcpListener::bind(self.bind)
             .await
@@ -248,7 +262,7 @@ impl EmulatorBuilder {
             .map_err(|e| Error::io("reading the emulator's bound address", e))?;
         let broker = Arc::new(Broker::new(self.config));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        tracing::info!(%local_addr, hubs = broker.config.hubs.len(), tls = tls.is_some(), "event hubs emulator listening");
+        tracing::info!(%local_addr, hubs = broker.config.hubs.len(), tls = transport.tls.is_some(), websockets = transport.websockets, "event hubs emulator listening");
         if broker.config.accept_unverified_jwt {
             tracing::warn!(
                 %local_addr,
@@ -256,11 +270,12 @@ impl EmulatorBuilder {
                  anyone reaching this port can use every hub"
             );
         }
-        let task = tokio::spawn(server::run(listener, Arc::clone(&broker), tls, shutdown_rx));
+        let task = tokio::spawn(server::run(listener, Arc::clone(&broker), transport, shutdown_rx));
         Ok(EmulatorHandle {
             local_addr,
             broker,
             tls: self.tls,
+            websockets: self.websockets,
             shutdown: shutdown_tx,
             task: Some(task),
         })
@@ -274,6 +289,7 @@ pub struct EmulatorHandle {
     local_addr: SocketAddr,
     broker: Arc<Broker>,
     tls: Option<tls::TlsIdentity>,
+    websockets: bool,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -324,9 +340,12 @@ impl EmulatorHandle {
             let _ = task.await;
         }
         tokio::time::sleep(downtime).await;
-        let tls = match &self.tls {
-            Some(identity) => Some(identity.acceptor()?),
-            None => None,
+        let transport = server::Transport {
+            tls: match &self.tls {
+                Some(identity) => Some(identity.acceptor()?),
+                None => None,
+            },
+            websockets: self.websockets,
         };
         let listener = TcpListener::bind(self.local_addr)
             .await
@@ -336,7 +355,7 @@ impl EmulatorHandle {
         self.task = Some(tokio::spawn(server::run(
             listener,
             Arc::clone(&self.broker),
-            tls,
+            transport,
             shutdown_rx,
         )));
         tracing::info!(local_addr = %self.local_addr, "event hubs emulator restarted");

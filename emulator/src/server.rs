@@ -11,16 +11,43 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
 use crate::connection;
+use crate::websocket;
 
-/// How long a client may take over its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take over its TLS or WebSocket handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections until `shutdown` flips, then waits (briefly) for them to close. With
-/// `tls`, every connection speaks TLS first (as the service's port 5671 does).
+/// What runs under AMQP on every connection of a listener.
+#[derive(Clone, Default)]
+pub struct Transport {
+    /// TLS first (as the service's port 5671, and 443 for WebSockets).
+    pub tls: Option<TlsAcceptor>,
+    /// An HTTP upgrade to a WebSocket, then AMQP in binary messages.
+    pub websockets: bool,
+}
+
+/// Runs a TLS or WebSocket handshake, bounded in time; `None` (logged) when it fails.
+async fn handshake<T, E: std::fmt::Display>(
+    what: &'static str,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, step).await {
+        Ok(Ok(done)) => Some(done),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "{what} handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("{what} handshake timed out");
+            None
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` flips, then waits (briefly) for them to close.
 pub async fn run(
     listener: TcpListener,
     broker: Arc<Broker>,
-    tls: Option<TlsAcceptor>,
+    transport: Transport,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
@@ -51,26 +78,33 @@ pub async fn run(
                 active.fetch_add(1, Ordering::Relaxed);
                 let id = broker.next_id();
                 let (broker, shutdown, active) = (Arc::clone(&broker), shutdown.clone(), Arc::clone(&active));
-                let tls = tls.clone();
+                let transport = transport.clone();
                 tasks.spawn(async move {
                     let delay = broker.faults.connect_delay();
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
-                    match tls {
-                        None => connection::serve(stream, broker, shutdown, id).await,
-                        Some(acceptor) => {
-                            let _ = stream.set_nodelay(true);
-                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                Ok(Ok(stream)) => {
-                                    connection::serve_tls(stream, peer.to_string(), broker, shutdown, id).await;
-                                }
-                                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    let peer = peer.to_string();
+                    let _ = stream.set_nodelay(true);
+                    match (transport.tls, transport.websockets) {
+                        (None, false) => connection::serve(stream, broker, shutdown, id).await,
+                        (None, true) => match handshake("WebSocket", websocket::accept(stream)).await {
+                            Some(ws) => connection::serve_io(ws, peer, broker, shutdown, id).await,
+                            None => tracing::debug!(%peer, "no WebSocket"),
+                        },
+                        (Some(acceptor), websockets) => {
+                            let Some(tls) = handshake("TLS", acceptor.accept(stream)).await else {
+                                tracing::debug!(%peer, "no TLS");
+                                return active.fetch_sub(1, Ordering::Relaxed);
+                            };
+                            if !websockets {
+                                connection::serve_io(tls, peer, broker, shutdown, id).await;
+                            } else if let Some(ws) = handshake("WebSocket", websocket::accept(tls)).await {
+                                connection::serve_io(ws, peer, broker, shutdown, id).await;
                             }
                         }
                     }
-                    active.fetch_sub(1, Ordering::Relaxed);
+                    active.fetch_sub(1, Ordering::Relaxed)
                 });
             }
             // Reap finished connection tasks so the set does not grow with the run's history.

@@ -38,6 +38,7 @@ pub struct EventHubClientBuilder {
     custom_endpoint: Option<String>,
     roots_pem: Vec<String>,
     plain_amqp: bool,
+    websockets: bool,
 }
 
 impl EventHubClientBuilder {
@@ -50,6 +51,7 @@ impl EventHubClientBuilder {
             custom_endpoint: None,
             roots_pem: Vec::new(),
             plain_amqp: false,
+            websockets: false,
         }
     }
 
@@ -104,6 +106,15 @@ impl EventHubClientBuilder {
         self
     }
 
+    /// Speak AMQP over WebSockets (`wss://<namespace>:443/$servicebus/websocket`), for
+    /// networks that let only HTTPS out, as the official SDKs' `AmqpWebSockets` transport. With
+    /// a custom endpoint, the upgrade goes to it; with `use_development_emulator`, `ws://` to
+    /// the namespace's port.
+    pub fn websockets(mut self, on: bool) -> Self {
+        self.websockets = on;
+        self
+    }
+
     /// Connects, begins a session and puts a token for the hub right away (retrying as the
     /// retry options say), so a bad credential or certificate fails here.
     ///
@@ -136,19 +147,22 @@ impl EventHubClientBuilder {
             roots.extend(parsed);
         }
         let tls = tls_config(&roots)?;
-        let endpoint = match &self.custom_endpoint {
+        let mut endpoint = match &self.custom_endpoint {
             Some(url) => Endpoint::parse_custom(url, &tls)?,
             None if self.plain_amqp => Endpoint {
                 host: host.clone(),
-                port: port.unwrap_or(AMQP_PORT),
+                port: port.unwrap_or(if self.websockets { 80 } else { AMQP_PORT }),
                 tls: None,
+                websockets: false,
             },
             None => Endpoint {
                 host: host.clone(),
-                port: port.unwrap_or(AMQPS_PORT),
+                port: port.unwrap_or(if self.websockets { 443 } else { AMQPS_PORT }),
                 tls: Some(tls),
+                websockets: false,
             },
         };
+        endpoint.websockets = self.websockets;
         EventHubClient::open(
             self.namespace,
             host,

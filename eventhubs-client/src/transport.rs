@@ -22,6 +22,9 @@ pub(crate) const AMQPS_PORT: u16 = 5671;
 /// The port of plain AMQP.
 pub(crate) const AMQP_PORT: u16 = 5672;
 
+/// The path of the service's WebSocket endpoint.
+pub(crate) const WEBSOCKET_PATH: &str = "/$servicebus/websocket";
+
 /// Where the TCP connection goes and whether TLS runs on it.
 #[derive(Clone)]
 pub(crate) struct Endpoint {
@@ -31,12 +34,24 @@ pub(crate) struct Endpoint {
     pub port: u16,
     /// TLS settings; `None` for plain AMQP.
     pub tls: Option<Arc<ClientConfig>>,
+    /// AMQP over WebSockets (`wss://<host>:<port>/$servicebus/websocket`, or `ws://` without
+    /// TLS), for networks that only let HTTPS out.
+    pub websockets: bool,
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls.is_some() { "amqps" } else { "amqp" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
+        let scheme = match (self.tls.is_some(), self.websockets) {
+            (true, false) => "amqps",
+            (false, false) => "amqp",
+            (true, true) => "wss",
+            (false, true) => "ws",
+        };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)?;
+        if self.websockets {
+            f.write_str(WEBSOCKET_PATH)?;
+        }
+        Ok(())
     }
 }
 
@@ -71,6 +86,7 @@ impl Endpoint {
             host,
             port: parsed.port().unwrap_or(default_port),
             tls: secure.then(|| Arc::clone(tls)),
+            websockets: false,
         })
     }
 }
@@ -123,13 +139,20 @@ pub(crate) async fn connect(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
-        let builder = Connection::builder()
-            .container_id(format!("eventhubs-client-{}", uuid::Uuid::new_v4()))
-            .scheme("amqp")
-            .hostname(hostname)
-            .sasl_profile(SaslProfile::Anonymous);
+        let builder = || {
+            Connection::builder()
+                .container_id(format!("eventhubs-client-{}", uuid::Uuid::new_v4()))
+                .scheme("amqp")
+                .hostname(hostname)
+                .sasl_profile(SaslProfile::Anonymous)
+        };
+        let websocket_url = endpoint.to_string();
         let mut connection = match &endpoint.tls {
-            None => builder.open_with_stream(stream).await,
+            None if endpoint.websockets => {
+                let ws = websocket(&websocket_url, stream).await?;
+                builder().open_with_stream(ws).await
+            }
+            None => builder().open_with_stream(stream).await,
             Some(config) => {
                 let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| {
                     Error::new(
@@ -141,7 +164,12 @@ pub(crate) async fn connect(
                     .connect(name, stream)
                     .await
                     .map_err(|e| tls_failure(endpoint, e))?;
-                builder.open_with_stream(tls).await
+                if endpoint.websockets {
+                    let ws = websocket(&websocket_url, tls).await?;
+                    builder().open_with_stream(ws).await
+                } else {
+                    builder().open_with_stream(tls).await
+                }
             }
         }
         .map_err(|e| amqp_error(&format!("connect to {endpoint}"), e).connection_failure())?;
@@ -152,6 +180,23 @@ pub(crate) async fn connect(
     }
     .instrument(span)
     .await
+}
+
+/// The WebSocket upgrade on an open stream (TLS already done when the URL is `wss://`).
+async fn websocket<S>(
+    url: &str,
+    stream: S,
+) -> Result<fe2o3_amqp_ws::WebSocketStream<fe2o3_amqp_ws::native::TokioWebSocketStream<S>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    fe2o3_amqp_ws::WebSocketStream::connect_with_stream(url, stream)
+        .await
+        .map_err(|e| {
+            Error::new(ErrorKind::Unavailable, format!("WebSocket upgrade at {url}: {e}"))
+                .with_source(e)
+                .connection_failure()
+        })
 }
 
 /// A failed TLS handshake: a certificate the client does not trust is not worth retrying

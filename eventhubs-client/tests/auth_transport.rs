@@ -350,3 +350,54 @@ async fn a_custom_endpoint_carries_the_connection_for_the_namespace() {
     .unwrap();
     round_trip(&client, "plain through a custom endpoint").await;
 }
+
+/// AMQP over WebSockets, plain (`ws://`) and over TLS (`wss://`), as the official SDKs'
+/// `AmqpWebSockets` transport: the emulator expects the HTTP upgrade on every connection.
+#[tokio::test]
+async fn amqp_over_websockets_plain_and_over_tls() {
+    let plain = Emulator::builder()
+        .hub(HUB, 1)
+        .websockets(true)
+        .start()
+        .await
+        .unwrap();
+    let client = EventHubClientBuilder::from_connection_string(&plain.connection_string(Some(HUB)), None)
+        .unwrap()
+        .websockets(true)
+        .open()
+        .await
+        .unwrap();
+    assert!(format!("{client:?}").contains("ws://localhost:"), "{client:?}");
+    round_trip(&client, "over ws").await;
+    // Without the upgrade the listener does not speak AMQP.
+    let e = EventHubClientBuilder::from_connection_string(&plain.connection_string(Some(HUB)), None)
+        .unwrap()
+        .retry_options(quick())
+        .open()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+
+    let identity = TlsIdentity::self_signed(&["localhost"]).unwrap();
+    let secure = Emulator::builder()
+        .hub(HUB, 1)
+        .tls(identity.clone())
+        .websockets(true)
+        .start()
+        .await
+        .unwrap();
+    let client = EventHubClientBuilder::from_connection_string(&secure.connection_string(Some(HUB)), None)
+        .unwrap()
+        .tls_root_certificates_pem(identity.certificate_pem())
+        .websockets(true)
+        .open()
+        .await
+        .unwrap();
+    assert!(format!("{client:?}").contains("wss://localhost:"), "{client:?}");
+    round_trip(&client, "over wss").await;
+    let mut batch = client.create_batch(Default::default()).await.unwrap();
+    for i in 0..50 {
+        assert!(batch.try_add(&EventData::new(vec![i as u8; 4000])).unwrap());
+    }
+    client.send_batch(&batch).await.unwrap();
+}

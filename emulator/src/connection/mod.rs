@@ -55,15 +55,18 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: watch::Rece
     .await;
 }
 
-/// Serves one accepted TLS connection (the handshake done) as [`serve`] does a TCP one.
-pub async fn serve_tls(
-    stream: tokio_rustls::server::TlsStream<TcpStream>,
+/// Serves one accepted connection over TLS or WebSockets (their handshakes done) as [`serve`]
+/// does a TCP one.
+pub async fn serve_io<S>(
+    stream: S,
     peer: String,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
     id: u64,
-) {
-    let span = tracing::info_span!("amqp.connection", id, %peer, tls = true);
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let span = tracing::info_span!("amqp.connection", id, %peer);
     async move {
         let (reader, writer) = tokio::io::split(stream);
         log_end(run(reader, writer, broker, shutdown, id).await);
