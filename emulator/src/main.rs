@@ -1,6 +1,7 @@
 //! `eventhubs-emulator`: run the Event Hubs emulator from the command line.
 
 use clap::Parser;
+use eventhubs_emulator::tls::TlsIdentity;
 use eventhubs_emulator::{Emulator, Retention, config::parse_hub_spec};
 
 /// A local Azure Event Hubs (AMQP 1.0) for tests, demos and development.
@@ -31,6 +32,25 @@ struct Args {
     /// this bounds the emulator's memory as a whole.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Speak TLS only (amqps) with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "PEM_FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_generate"
+    )]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM_FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Speak TLS only (amqps) with a certificate made now for localhost and 127.0.0.1, and
+    /// write it (PEM) to this file for clients to trust.
+    #[arg(long, value_name = "CERT_OUT")]
+    tls_generate: Option<std::path::PathBuf>,
+    /// Expect AMQP over WebSockets (an HTTP upgrade, subprotocol AMQPWSB10), after TLS when
+    /// TLS is on.
+    #[arg(long)]
+    websockets: bool,
 }
 
 #[tokio::main]
@@ -60,7 +80,21 @@ async fn run(args: Args) -> Result<(), eventhubs_emulator::Error> {
             max_bytes: args.retention_bytes,
         })
         .accept_unverified_jwt(args.accept_unverified_jwt)
-        .max_connections(args.max_connections);
+        .max_connections(args.max_connections)
+        .websockets(args.websockets);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| eventhubs_emulator::Error::io(format!("reading {}", path.display()), e))
+        };
+        builder = builder.tls(TlsIdentity::from_pem(&read(cert)?, &read(key)?)?);
+    }
+    if let Some(out) = &args.tls_generate {
+        let identity = TlsIdentity::self_signed(&["localhost", "127.0.0.1"])?;
+        std::fs::write(out, identity.certificate_pem())
+            .map_err(|e| eventhubs_emulator::Error::io(format!("writing {}", out.display()), e))?;
+        builder = builder.tls(identity);
+    }
     let specs = if args.hubs.is_empty() {
         vec!["eh1:4".to_owned()]
     } else {

@@ -26,6 +26,10 @@ pub async fn accept<S>(stream: S) -> Result<WsBytes<S>, tokio_tungstenite::tungs
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    #[allow(
+        clippy::result_large_err,
+        reason = "the callback's signature is tokio-tungstenite's"
+    )]
     let choose = |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
         let offered = request
             .headers()
