@@ -83,8 +83,30 @@ pub fn handle_put_token(request: &Request, key: &SasKey, jwt: JwtPolicy) -> CbsR
             );
         }
     };
-    let now = now_ms() / 1000;
-    let verdict = if let Some(sas) = token.strip_prefix("SharedAccessSignature ") {
+    let verdict = verify_token(token, audience, key, jwt, now_ms() / 1000);
+    match verdict {
+        Ok(expires) => CbsResponse {
+            status: 202,
+            description: "Accepted".into(),
+            grant: Some(Grant::new(audience, expires)),
+        },
+        Err(why) => refuse(401, format!("put-token: {why}")),
+    }
+}
+
+/// Checks `token` (a SAS token or a JWT) as the service checks one put for `audience` (a URI or
+/// an entity path), at `now` (seconds): a SAS token's signature, expiry and signed resource
+/// (which must cover the audience), a JWT as `jwt` says. Answers the token's expiry, or why it
+/// is refused. The same check serves `$cbs` put-tokens and the `security_token` property of
+/// `$management` requests.
+pub fn verify_token(
+    token: &str,
+    audience: &str,
+    key: &SasKey,
+    jwt: JwtPolicy,
+    now: i64,
+) -> Result<i64, String> {
+    if let Some(sas) = token.strip_prefix("SharedAccessSignature ") {
         // A SAS token grants what it was signed for: it must cover the audience it is put for.
         verify_sas(sas, key, now).and_then(|signed| {
             let grant = Grant::new(&signed.resource, signed.expires);
@@ -92,7 +114,7 @@ pub fn handle_put_token(request: &Request, key: &SasKey, jwt: JwtPolicy) -> CbsR
                 Ok(signed.expires)
             } else {
                 Err(format!(
-                    "the token is signed for {:?}, which does not cover the audience {audience:?}",
+                    "the token is signed for {:?}, which does not cover {audience:?}",
                     signed.resource
                 ))
             }
@@ -104,19 +126,11 @@ pub fn handle_put_token(request: &Request, key: &SasKey, jwt: JwtPolicy) -> CbsR
                 Err(
                     "the token is a JWT, which this emulator cannot verify; start it with \
                      accept_unverified_jwt (--accept-unverified-jwt) to accept JWTs unverified, \
-                     or put a SAS token"
+                     or use a SAS token"
                         .to_owned(),
                 )
             }),
         }
-    };
-    match verdict {
-        Ok(expires) => CbsResponse {
-            status: 202,
-            description: "Accepted".into(),
-            grant: Some(Grant::new(audience, expires)),
-        },
-        Err(why) => refuse(401, format!("put-token: {why}")),
     }
 }
 
@@ -295,10 +309,7 @@ mod tests {
         let token = sas_token("sb://localhost/other", &key, now_ms() / 1000 + 3600);
         let answer = handle_put_token(&request(&token), &key, JwtPolicy::Refuse);
         assert_eq!(answer.status, 401);
-        assert!(
-            answer.description.contains("does not cover the audience"),
-            "{answer:?}"
-        );
+        assert!(answer.description.contains("does not cover"), "{answer:?}");
         assert_eq!(answer.grant, None);
     }
 

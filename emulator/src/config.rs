@@ -91,6 +91,17 @@ pub struct EmulatorConfig {
     pub accept_unverified_jwt: bool,
 }
 
+impl EmulatorConfig {
+    /// What a JWT meets: refused, or accepted unverified ([`EmulatorConfig::accept_unverified_jwt`]).
+    pub fn jwt_policy(&self) -> crate::cbs::JwtPolicy {
+        if self.accept_unverified_jwt {
+            crate::cbs::JwtPolicy::AcceptUnverified
+        } else {
+            crate::cbs::JwtPolicy::Refuse
+        }
+    }
+}
+
 /// Checks an entity name (hub or consumer group) the way the service does: 1–256 characters,
 /// letters, digits, `.`, `_`, `-`, and `$` only as the first character (`$default`).
 pub fn validate_entity_name(field: &str, name: &str) -> Result<(), Error> {

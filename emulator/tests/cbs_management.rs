@@ -344,3 +344,87 @@ async fn a_jwt_opens_its_audience_only_when_unverified_jwts_are_accepted() {
     assert!(unauthorized(&format!("{other:?}")), "{other:?}");
     client.close().await;
 }
+
+/// What the official Rust crate (azure_messaging_eventhubs) and the JavaScript SDK send before
+/// a management READ: a put-token for `<hub>/$management` (signed for the whole hub), then each
+/// READ carrying the hub's token as its `security_token` application property. The service
+/// accepts these; the token is checked as a put-token for the entity would be.
+#[tokio::test]
+async fn a_management_read_carrying_a_valid_security_token_is_answered() {
+    let emulator = start().await;
+    let mut client = Client::connect_without_token(&emulator).await;
+    let soon = now_ms() / 1000 + 600;
+    let hub_token = sas_token("sb://localhost/orders", &SasKey::default(), soon);
+    let put = [
+        ("operation", "put-token"),
+        ("type", "servicebus.windows.net:sastoken"),
+        ("name", "amqps://localhost/orders/$management"),
+    ];
+    let (status, description, _) = client
+        .request("$cbs", &put, Value::String(hub_token.clone()))
+        .await;
+    assert_eq!(status, 202, "{description}");
+    // The grant covers `orders/$management`, not the hub: a bare READ is still refused.
+    let (status, _, _) = client.request("$management", &READ_HUB, Value::Null).await;
+    assert_eq!(status, 401);
+
+    let with = |token: &str| {
+        let mut properties = READ_HUB.to_vec();
+        properties.push(("security_token", token));
+        properties
+            .into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let read = async |client: &mut Client, properties: Vec<(&str, String)>| {
+        let borrowed: Vec<(&str, &str)> = properties.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        client.request("$management", &borrowed, Value::Null).await
+    };
+    let (status, description, body) = read(&mut client, with(&hub_token)).await;
+    assert_eq!(status, 200, "{description}");
+    assert_eq!(map_get(&body, "name"), &Value::String("orders".into()));
+    let mut partition = with(&hub_token);
+    partition.retain(|(k, _)| *k != "type");
+    partition.push(("type", "com.microsoft:partition".into()));
+    partition.push(("partition", "2".into()));
+    let (status, description, _) = read(&mut client, partition).await;
+    assert_eq!(status, 200, "{description}");
+
+    // Forged, expired, or for another hub: refused, saying why.
+    let forged = sas_token(
+        "sb://localhost/orders",
+        &SasKey {
+            name: SasKey::default().name,
+            key: "not-the-key".into(),
+        },
+        soon,
+    );
+    let expired = sas_token("sb://localhost/orders", &SasKey::default(), 1000);
+    let elsewhere = sas_token("sb://localhost/payments", &SasKey::default(), soon);
+    for (token, why) in [
+        (forged, "signature"),
+        (expired, "expired"),
+        (elsewhere, "does not cover"),
+        (made_up_jwt(), "JWT"),
+    ] {
+        let (status, description, _) = read(&mut client, with(&token)).await;
+        assert_eq!(status, 401, "{description}");
+        assert!(
+            description.contains("security_token") && description.contains(why),
+            "{description}"
+        );
+    }
+    client.close().await;
+
+    // A JWT as security_token, where JWTs are accepted unverified.
+    let lenient = eventhubs_emulator::Emulator::builder()
+        .hub("orders", 1)
+        .accept_unverified_jwt(true)
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::connect_without_token(&lenient).await;
+    let (status, description, _) = read(&mut client, with(&made_up_jwt())).await;
+    assert_eq!(status, 200, "{description}");
+    client.close().await;
+}

@@ -12,7 +12,7 @@ use super::address::{Address, parse_address};
 use super::{MAX_MESSAGE_SIZE, echo_terminus};
 use crate::auth::{Authorization, Grant};
 use crate::broker::{Broker, Hub, now_ms};
-use crate::cbs::{CbsResponse, JwtPolicy, handle_put_token};
+use crate::cbs::{CbsResponse, handle_put_token};
 use crate::limits::MAX_REQUEST_SIZE;
 use crate::management::handle_read;
 use crate::wire::message::{
@@ -314,12 +314,7 @@ impl PublisherLink {
         let (node, encoded) = match &self.target {
             PublishTarget::Cbs => {
                 let _span = tracing::debug_span!("amqp.cbs.put_token").entered();
-                let jwt = if broker.config.accept_unverified_jwt {
-                    JwtPolicy::AcceptUnverified
-                } else {
-                    JwtPolicy::Refuse
-                };
-                let mut r = handle_put_token(request, &broker.config.sas_key, jwt);
+                let mut r = handle_put_token(request, &broker.config.sas_key, broker.config.jwt_policy());
                 if let Some(Err(e)) = r.grant.as_ref().map(|g| auth.can_grant(g, now_ms() / 1000)) {
                     r = CbsResponse {
                         status: 403,
