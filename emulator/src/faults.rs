@@ -47,6 +47,8 @@ pub struct Faults {
     signals: broadcast::Sender<Signal>,
     refuse_until: Mutex<Option<Instant>>,
     delay: Mutex<Duration>,
+    /// Microseconds every connection waits before it writes what it has to send.
+    latency_us: AtomicU64,
     hold: std::sync::atomic::AtomicBool,
     held: AtomicU64,
     dropped: AtomicU64,
@@ -60,6 +62,7 @@ impl Default for Faults {
             signals: broadcast::channel(64).0,
             refuse_until: Mutex::new(None),
             delay: Mutex::new(Duration::ZERO),
+            latency_us: AtomicU64::new(0),
             hold: std::sync::atomic::AtomicBool::new(false),
             held: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -70,6 +73,23 @@ impl Default for Faults {
 }
 
 impl Faults {
+    /// Every connection waits `latency` before it writes its answers (dispositions, attach
+    /// and `end` replies, events), as a network between a client and the service would make
+    /// it wait. Zero (the default) answers at once over loopback, fast enough to hit races in
+    /// some clients: fe2o3-amqp 0.16 (inside the official Rust crate 0.16) records a delivery
+    /// as awaiting its disposition after writing it, and tears down a session it ended before
+    /// the peer's `end` arrives; a reply that comes back first is lost, or closes the
+    /// connection with "Session is not found".
+    pub fn set_reply_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_us.store(micros, Ordering::Relaxed);
+    }
+
+    /// The latency set by [`Faults::set_reply_latency`].
+    pub fn reply_latency(&self) -> Duration {
+        Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
+    }
+
     /// Cuts every open connection (TCP, no `close` frame). Returns at once; the connections
     /// go within milliseconds.
     pub fn drop_connections(&self) {

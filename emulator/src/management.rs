@@ -157,6 +157,9 @@ pub fn handle_read(request: &Request, broker: &Broker, auth: &Authorization) -> 
                         Value::Timestamp(Timestamp::from_milliseconds(info.last_enqueued_time_ms)),
                     ),
                     ("is_partition_empty", Value::Bool(info.is_empty)),
+                    // The service's replication epoch of the last sequence number (0 without
+                    // geo-replication); the official Rust crate refuses an answer without it.
+                    ("last_enqueued_sequence_number_epoch", Value::Long(0)),
                 ]),
             }
         }

@@ -30,6 +30,7 @@ impl Output {
     /// The frame would exceed the peer's max-frame-size (`amqp:frame-size-too-small`: a
     /// performative cannot be split, AMQP 1.0 2.7.1); nothing is queued.
     pub fn frame(&mut self, channel: u16, performative: &Value, payload: &[u8]) -> Result<(), AmqpError> {
+        tracing::trace!(channel, ?performative, payload = payload.len(), "frame out");
         let bytes = encode(performative)
             .map_err(|e| AmqpError::new(condition::INTERNAL_ERROR, format!("encoding a frame: {e}")))?;
         let size = 8 + bytes.len() + payload.len();

@@ -152,3 +152,30 @@ async fn restart_on_the_same_port_keeps_the_events() {
         .unwrap();
     assert_eq!(recv(&mut receiver).await.body, "before the restart");
 }
+
+/// The reply latency knob holds every answer back by at least the latency, and only while
+/// it is set.
+#[tokio::test]
+async fn reply_latency_holds_answers_back() {
+    let emulator = common::start().await;
+    let mut client = Client::connect(&emulator).await;
+    let read = [
+        ("operation", "READ"),
+        ("name", "orders"),
+        ("type", "com.microsoft:eventhub"),
+    ];
+    emulator.faults().set_reply_latency(Duration::from_millis(150));
+    assert_eq!(emulator.faults().reply_latency(), Duration::from_millis(150));
+    let started = Instant::now();
+    let (status, _, _) = client.request("$management", &read, Value::Null).await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+    emulator.faults().set_reply_latency(Duration::ZERO);
+    let (status, _, _) = client.request("$management", &read, Value::Null).await;
+    assert_eq!(status, 200);
+    client.close().await;
+}

@@ -10,7 +10,7 @@
 //!
 //! let ours = Arc::new(eventhubs_store_sqlite::SqliteStore::open("checkpoints.db").await?);
 //! let processor = EventProcessor::builder()
-//!     .build(Arc::new(consumer), Arc::new(SdkCheckpointStore::new(ours)))
+//!     .build(consumer, Arc::new(SdkCheckpointStore::new(ours)))
 //!     .await?;
 //! # Ok(()) }
 //! ```

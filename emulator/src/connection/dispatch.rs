@@ -60,6 +60,10 @@ impl Connection {
                 }
                 Err(e) => self.close_with(e),
             };
+            let latency = self.broker.faults.reply_latency();
+            if !latency.is_zero() && !self.out.buf.is_empty() {
+                tokio::time::sleep(latency).await;
+            }
             flush(writer, &mut self.out).await?;
             if matches!(step, Step::Closed) {
                 return Ok(());
@@ -129,6 +133,7 @@ impl Connection {
         }
         let (performative, payload) = decode(&frame.body)?;
         let channel = frame.channel;
+        tracing::trace!(channel, ?performative, payload = payload.len(), "frame in");
         match performative {
             Performative::Open(_) => Err(AmqpError::new("amqp:illegal-state", "open received twice")),
             Performative::Begin(begin) => self.on_begin(channel, &begin),
