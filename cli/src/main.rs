@@ -9,8 +9,15 @@ use eventhubs_store_cli::redact::redact_text;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Errors are reported once, as one line, below. Without EHSTORE_LOG only our own error
+    // events are logged: fe2o3-amqp's engine logs its own view of a connection torn down after
+    // a refusal (`IllegalState`), which would make the one line two.
+    let filter = match std::env::var("EHSTORE_LOG") {
+        Ok(directives) if !directives.is_empty() => tracing_subscriber::EnvFilter::new(directives),
+        _ => tracing_subscriber::EnvFilter::new("error,fe2o3_amqp=off"),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("EHSTORE_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
