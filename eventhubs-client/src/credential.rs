@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use azure_core::credentials::TokenCredential;
+use tracing::Instrument;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::sas::SasCredential;
@@ -206,10 +207,12 @@ impl Credential {
                 })
             }
             Kind::Entra(credential) => {
-                let span = tracing::debug_span!("eventhubs.get_token", scope = EVENT_HUBS_SCOPE);
-                let _entered = span.enter();
                 let token = credential
                     .get_token(&[EVENT_HUBS_SCOPE], None)
+                    .instrument(tracing::debug_span!(
+                        "eventhubs.get_token",
+                        scope = EVENT_HUBS_SCOPE
+                    ))
                     .await
                     .map_err(|e| {
                         let kind = match e.kind() {
