@@ -15,13 +15,12 @@ _platform.KNOWN_TCP_OPTS.discard("TCP_MAXSEG")
 HUB = "orders"
 
 
-@pytest.fixture
-def emulator():
+def _run_emulator(*extra):
     binary = os.environ.get("EVENTHUBS_EMULATOR_BIN")
     if not binary:
         pytest.fail("EVENTHUBS_EMULATOR_BIN is not set; run emulator/scripts/test-python.sh")
     proc = subprocess.Popen(
-        [binary, "--port", "0", "--hub", f"{HUB}:4:cg1"],
+        [binary, "--port", "0", "--hub", f"{HUB}:4:cg1", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -37,6 +36,17 @@ def emulator():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def emulator():
+    yield from _run_emulator()
+
+
+@pytest.fixture
+def websocket_emulator():
+    """An emulator that expects AMQP over WebSockets (--websockets)."""
+    yield from _run_emulator("--websockets")
 
 
 def receive(client, partition_id, count, timeout=20, **kwargs):

@@ -143,3 +143,27 @@ def test_a_wrong_key_is_refused_at_put_token(emulator):
     with pytest.raises(AuthenticationError):
         with producer(wrong) as p:
             p.get_eventhub_properties()
+
+
+def test_amqp_over_websockets(websocket_emulator):
+    """The client's AmqpOverWebsocket transport (websocket-client, pinned) against the
+    emulator's --websockets listener: the upgrade, then management, a send and a receive. The
+    SDK dials port 443 unless given the endpoint, as it would a gateway."""
+    from azure.eventhub import TransportType
+
+    cs = websocket_emulator
+    port = cs.split("localhost:")[1].split(";")[0]
+    ws = dict(
+        transport_type=TransportType.AmqpOverWebsocket,
+        custom_endpoint_address=f"sb://localhost:{port}",
+    )
+    with EventHubProducerClient.from_connection_string(cs, eventhub_name=HUB, **ws) as p:
+        assert p.get_eventhub_properties()["partition_ids"] == ["0", "1", "2", "3"]
+        batch = p.create_batch(partition_id="2")
+        batch.add(EventData("over websockets"))
+        p.send_batch(batch)
+    client = EventHubConsumerClient.from_connection_string(
+        cs, consumer_group="$default", eventhub_name=HUB, **ws
+    )
+    events, errors = receive(client, "2", 1, starting_position="-1")
+    assert [e.body_as_str() for e in events] == ["over websockets"], errors
