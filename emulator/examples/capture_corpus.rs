@@ -214,6 +214,7 @@ async fn main() {
             proxy_addr.port(),
             &eventhubs_emulator::SasKey::default(),
             Some("orders"),
+            false,
         );
         let status = tokio::process::Command::new(python)
             .arg(script)

@@ -171,12 +171,16 @@ pub fn validate_partition_count(hub: &str, partitions: usize) -> Result<(), Erro
 }
 
 /// The connection string for an emulator listening on `port`, in the form Microsoft's emulator
-/// documents (`UseDevelopmentEmulator=true` makes the SDKs use plain AMQP on that port).
-pub fn connection_string(port: u16, key: &SasKey, hub: Option<&str>) -> String {
+/// documents (`UseDevelopmentEmulator=true` makes the SDKs use plain AMQP on that port). With
+/// `tls` it has no `UseDevelopmentEmulator`: clients then speak `amqps` to the port.
+pub fn connection_string(port: u16, key: &SasKey, hub: Option<&str>, tls: bool) -> String {
     let mut s = format!(
-        "Endpoint=sb://localhost:{port};SharedAccessKeyName={};SharedAccessKey={};UseDevelopmentEmulator=true",
+        "Endpoint=sb://localhost:{port};SharedAccessKeyName={};SharedAccessKey={}",
         key.name, key.key
     );
+    if !tls {
+        s.push_str(";UseDevelopmentEmulator=true");
+    }
     if let Some(hub) = hub {
         s.push_str(";EntityPath=");
         s.push_str(hub);
@@ -218,7 +222,7 @@ mod tests {
 
     #[test]
     fn connection_string_format() {
-        let s = connection_string(5672, &SasKey::default(), Some("orders"));
+        let s = connection_string(5672, &SasKey::default(), Some("orders"), false);
         assert_eq!(
             s,
             "Endpoint=sb://localhost:5672;SharedAccessKeyName=RootManageSharedAccessKey;\

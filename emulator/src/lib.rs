@@ -303,12 +303,12 @@ impl EmulatorHandle {
     /// A connection string for the SDKs, with `EntityPath` when `hub` is given. Over TLS it
     /// has no `UseDevelopmentEmulator=true`: clients then speak `amqps` to the endpoint's port.
     pub fn connection_string(&self, hub: Option<&str>) -> String {
-        let plain = config::connection_string(self.local_addr.port(), &self.broker.config.sas_key, hub);
-        if self.tls.is_some() {
-            plain.replace(";UseDevelopmentEmulator=true", "")
-        } else {
-            plain
-        }
+        config::connection_string(
+            self.local_addr.port(),
+            &self.broker.config.sas_key,
+            hub,
+            self.tls.is_some(),
+        )
     }
 
     /// The identity the TLS listener presents, when it speaks TLS: clients trust its

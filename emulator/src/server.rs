@@ -28,16 +28,17 @@ pub struct Transport {
 /// Runs a TLS or WebSocket handshake, bounded in time; `None` (logged) when it fails.
 async fn handshake<T, E: std::fmt::Display>(
     what: &'static str,
+    peer: &str,
     step: impl std::future::Future<Output = Result<T, E>>,
 ) -> Option<T> {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, step).await {
         Ok(Ok(done)) => Some(done),
         Ok(Err(e)) => {
-            tracing::debug!(error = %e, "{what} handshake failed");
+            tracing::debug!(%peer, error = %e, "{what} handshake failed");
             None
         }
         Err(_) => {
-            tracing::debug!("{what} handshake timed out");
+            tracing::debug!(%peer, "{what} handshake timed out");
             None
         }
     }
@@ -88,23 +89,25 @@ pub async fn run(
                     let _ = stream.set_nodelay(true);
                     match (transport.tls, transport.websockets) {
                         (None, false) => connection::serve(stream, broker, shutdown, id).await,
-                        (None, true) => match handshake("WebSocket", websocket::accept(stream)).await {
-                            Some(ws) => connection::serve_io(ws, peer, broker, shutdown, id).await,
-                            None => tracing::debug!(%peer, "no WebSocket"),
-                        },
-                        (Some(acceptor), websockets) => {
-                            let Some(tls) = handshake("TLS", acceptor.accept(stream)).await else {
-                                tracing::debug!(%peer, "no TLS");
-                                return active.fetch_sub(1, Ordering::Relaxed);
-                            };
-                            if !websockets {
+                        (None, true) => {
+                            if let Some(ws) = handshake("WebSocket", &peer, websocket::accept(stream)).await {
+                                connection::serve_io(ws, peer, broker, shutdown, id).await;
+                            }
+                        }
+                        (Some(acceptor), false) => {
+                            if let Some(tls) = handshake("TLS", &peer, acceptor.accept(stream)).await {
                                 connection::serve_io(tls, peer, broker, shutdown, id).await;
-                            } else if let Some(ws) = handshake("WebSocket", websocket::accept(tls)).await {
+                            }
+                        }
+                        (Some(acceptor), true) => {
+                            if let Some(tls) = handshake("TLS", &peer, acceptor.accept(stream)).await
+                                && let Some(ws) = handshake("WebSocket", &peer, websocket::accept(tls)).await
+                            {
                                 connection::serve_io(ws, peer, broker, shutdown, id).await;
                             }
                         }
                     }
-                    active.fetch_sub(1, Ordering::Relaxed)
+                    active.fetch_sub(1, Ordering::Relaxed);
                 });
             }
             // Reap finished connection tasks so the set does not grow with the run's history.

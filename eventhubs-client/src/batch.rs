@@ -184,9 +184,8 @@ mod tests {
     #[test]
     fn the_counted_size_is_the_encoded_batch_size() {
         for key in [None, Some("tenant-7")] {
-            let mut batch = EventDataBatch::new("hub".into(), BatchOptions::default(), 1 << 20);
-            batch.partition_key = key.map(str::to_owned);
-            batch.size = message::batch_overhead(key);
+            let options = key.map(BatchOptions::partition_key).unwrap_or_default();
+            let mut batch = EventDataBatch::new("hub".into(), options, 1 << 20);
             for i in 0..5 {
                 let body = vec![b'x'; i * 120];
                 let event = EventData::new(body).with_property("i", i as i64);

@@ -15,10 +15,11 @@ use crate::transport::{AMQP_PORT, AMQPS_PORT, Endpoint, tls_config};
 /// Builds an [`EventHubClient`].
 ///
 /// ```no_run
-/// # async fn run() -> eventhubs_client::Result<()> {
+/// # async fn run(
+/// #     token_credential: std::sync::Arc<dyn azure_core::credentials::TokenCredential>,
+/// # ) -> eventhubs_client::Result<()> {
 /// use eventhubs_client::{Credential, EventHubClient};
 /// // Entra ID: any azure_core TokenCredential, e.g. azure_identity::DeveloperToolsCredential.
-/// # let token_credential: std::sync::Arc<dyn azure_core::credentials::TokenCredential> = todo!();
 /// let client = EventHubClient::builder(
 ///     "my-namespace.servicebus.windows.net",
 ///     "orders",
@@ -72,7 +73,7 @@ impl EventHubClientBuilder {
                 )
             })?
             .to_owned();
-        let mut builder = Self::new(&parsed.fully_qualified_namespace(), &hub, parsed.credential());
+        let mut builder = Self::new(&parsed.fully_qualified_namespace(), &hub, parsed.credential()?);
         builder.plain_amqp = parsed.use_development_emulator();
         Ok(builder)
     }

@@ -142,10 +142,15 @@ impl ConnectionString {
     }
 
     /// The credential the string carries: its key, or its shared access signature.
-    pub(crate) fn credential(&self) -> crate::credential::Credential {
+    ///
+    /// # Errors
+    /// `Unauthorized` when the signature has expired since the string was parsed.
+    pub(crate) fn credential(&self) -> Result<crate::credential::Credential> {
         match &self.auth {
-            Auth::Key { name, key } => crate::credential::Credential::shared_access_key(name, key),
-            Auth::Signature(signature) => crate::credential::Credential::signature_unchecked(signature),
+            Auth::Key { name, key } => Ok(crate::credential::Credential::shared_access_key(name, key)),
+            Auth::Signature(signature) => {
+                crate::credential::Credential::shared_access_signature(signature.as_str())
+            }
         }
     }
 
@@ -297,7 +302,7 @@ mod tests {
         for text in [
             format!("{cs:?}"),
             cs.to_string(),
-            format!("{:?}", cs.credential()),
+            format!("{:?}", cs.credential().unwrap()),
         ] {
             assert!(!text.contains(sig), "{text}");
         }

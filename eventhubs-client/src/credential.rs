@@ -149,17 +149,6 @@ impl Credential {
         })
     }
 
-    /// A signature a connection string carried, checked when it was parsed (its expiry is
-    /// checked again when it is put).
-    pub(crate) fn signature_unchecked(token: &str) -> Self {
-        Self::shared_access_signature(token).unwrap_or_else(|_| Credential {
-            kind: Kind::Signature {
-                token: token.to_owned(),
-                expires: 0,
-            },
-        })
-    }
-
     /// Entra ID through an `azure_core` `TokenCredential` (e.g. one of `azure_identity`).
     pub fn token_credential(credential: Arc<dyn TokenCredential>) -> Self {
         Credential {

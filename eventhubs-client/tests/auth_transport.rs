@@ -17,8 +17,6 @@ use eventhubs_client::{
 };
 use eventhubs_emulator::tls::TlsIdentity;
 use eventhubs_emulator::{Emulator, EmulatorHandle};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 const HUB: &str = "orders";
 const KEY_NAME: &str = "RootManageSharedAccessKey";
@@ -28,25 +26,16 @@ fn now() -> u64 {
 }
 
 fn key_of(emulator: &EmulatorHandle) -> String {
-    emulator
-        .connection_string(None)
-        .split(';')
-        .find_map(|s| s.strip_prefix("SharedAccessKey="))
-        .unwrap()
-        .to_owned()
+    emulator.broker().config.sas_key.key.clone()
 }
 
 /// A shared access signature as the portal or `az eventhubs … generate-sas` makes one.
 fn signature(resource: &str, key: &str, expiry: u64) -> String {
-    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let resource = encode(resource);
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(format!("{resource}\n{expiry}").as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    format!(
-        "SharedAccessSignature sr={resource}&sig={}&se={expiry}&skn={KEY_NAME}",
-        encode(&sig)
-    )
+    let key = eventhubs_emulator::SasKey {
+        name: KEY_NAME.to_owned(),
+        key: key.to_owned(),
+    };
+    eventhubs_emulator::cbs::sas_token(resource, &key, i64::try_from(expiry).unwrap())
 }
 
 /// Few, quick retries: the failure tests should fail fast.

@@ -16,15 +16,17 @@
 //! ```
 //!
 //! # Behavior
-//! - Claims follow our contract, which is the official blob store's: a claim without an etag
-//!   wins only when no record exists, one with an etag only when it is the stored one; a lost
-//!   claim is left out of the result, not an error. An owner id of `None` relinquishes the
-//!   partition (stored as `""`, listed back as `None`).
-//! - Names: our stores keep names lower-cased; the adapter hands back the namespace, event hub
-//!   and consumer group exactly as the caller wrote them (the official processor compares
+//! - Claims follow our contract (the rules in `eventhubs_store_core::CheckpointStore`'s docs),
+//!   which is the official blob store's: a claim without an etag wins only when no record
+//!   exists (C3), one with an etag only when it is the stored one (C4); a lost claim is left
+//!   out of the result, not an error (C6). An owner id of `None` relinquishes the partition
+//!   (stored as `""`, listed back as `None`: C8).
+//! - Names: our stores keep names lower-cased (C1); the adapter hands back the namespace, event
+//!   hub and consumer group exactly as the caller wrote them (the official processor compares
 //!   them), and each claimed partition id as the claim wrote it. Owner ids, etags, offsets and
-//!   sequence numbers round-trip exactly.
-//! - `update_checkpoint` is an unconditional upsert, as in every official store.
+//!   sequence numbers round-trip exactly (C9).
+//! - `update_checkpoint` is an unconditional upsert (C9), as in every official store; the
+//!   official trait names no owner, so it is never fenced (C13).
 //! - `Unavailable` errors are retried by the adapter (see [`RetryOptions`]): the official
 //!   processor stops on the first store error it sees. What remains is mapped to an
 //!   `azure_core` error kind in one place (the `errors` module's table).
@@ -104,7 +106,7 @@ impl azure_messaging_eventhubs::CheckpointStore for SdkCheckpointStore {
     #[tracing::instrument(level = "debug", name = "eventhubs.sdk_adapter.claim_ownership", skip_all, fields(claims = ownerships.len()))]
     async fn claim_ownership(&self, ownerships: &[SdkOwnership]) -> azure_core::Result<Vec<SdkOwnership>> {
         let mut claims = Vec::with_capacity(ownerships.len());
-        // The caller's names for each partition, by our (lower-cased) key.
+        // The caller's names for each partition, by our key (lower-cased, C1).
         let mut names: HashMap<(PartitionScope, String), &SdkOwnership> = HashMap::new();
         for o in ownerships {
             let scope = scope(&o.fully_qualified_namespace, &o.event_hub_name, &o.consumer_group)?;

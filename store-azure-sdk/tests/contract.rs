@@ -1,9 +1,11 @@
 //! The adapter against the official `CheckpointStore` trait's documented behaviour (and its
 //! official Azure Blob store's, whose semantics our contract shares), over memory, SQLite and
-//! PostgreSQL: claims create, renew, lose (left out, not an error) and relinquish; listings
-//! return what was claimed with the caller's names; checkpoints round-trip and upsert; of
-//! concurrent claims with one etag exactly one wins; bad input and store outages map to the
-//! right `azure_core` error kinds, and outages are retried.
+//! PostgreSQL: claims create (C3), renew (C4) with a fresh etag (C5), lose (left out, not an
+//! error: C6) and relinquish (C8); listings return what was claimed, scope by scope (C2), with
+//! the caller's names although our stores lower-case them (C1); checkpoints round-trip and
+//! upsert (C9) apart from ownership (C10); of concurrent claims with one etag exactly one wins
+//! (C7); bad input (C11) and store outages map to the right `azure_core` error kinds, and
+//! outages are retried.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -49,13 +51,13 @@ fn checkpoint(partition: &str, group: &str, offset: Option<&str>, sequence: Opti
 
 async fn run_all(store: Arc<dyn CheckpointStore>, name: &str) {
     let adapter = SdkCheckpointStore::new(store);
-    claims_create_renew_lose_and_relinquish(&adapter, name).await;
-    checkpoints_round_trip_and_upsert(&adapter, name).await;
-    concurrent_claims_with_one_etag_have_one_winner(&adapter, name).await;
-    bad_input_is_a_data_conversion_error(&adapter, name).await;
+    c3_c4_c5_c6_c8_claims_create_renew_lose_and_relinquish(&adapter, name).await;
+    c9_c10_checkpoints_round_trip_and_upsert(&adapter, name).await;
+    c7_concurrent_claims_with_one_etag_have_one_winner(&adapter, name).await;
+    c11_bad_input_is_a_data_conversion_error(&adapter, name).await;
 }
 
-async fn claims_create_renew_lose_and_relinquish(adapter: &SdkCheckpointStore, name: &str) {
+async fn c3_c4_c5_c6_c8_claims_create_renew_lose_and_relinquish(adapter: &SdkCheckpointStore, name: &str) {
     // Create: no etag, no record.
     let won = adapter
         .claim_ownership(&[
@@ -130,7 +132,7 @@ async fn claims_create_renew_lose_and_relinquish(adapter: &SdkCheckpointStore, n
     let listed0 = listed.iter().find(|o| o.partition_id == "0").unwrap();
     assert_eq!(listed0.owner_id, None, "{name}");
     assert_eq!(listed.len(), 3, "{name}");
-    // Another consumer group sees none of it.
+    // Another consumer group sees none of it (C2).
     assert!(
         adapter
             .list_ownerships(NS, HUB, "other")
@@ -141,7 +143,7 @@ async fn claims_create_renew_lose_and_relinquish(adapter: &SdkCheckpointStore, n
     );
 }
 
-async fn checkpoints_round_trip_and_upsert(adapter: &SdkCheckpointStore, name: &str) {
+async fn c9_c10_checkpoints_round_trip_and_upsert(adapter: &SdkCheckpointStore, name: &str) {
     adapter
         .update_checkpoint(checkpoint("0", GROUP, Some("4294967296"), Some(i64::MAX)))
         .await
@@ -171,7 +173,7 @@ async fn checkpoints_round_trip_and_upsert(adapter: &SdkCheckpointStore, name: &
             .all(|c| c.consumer_group == GROUP && c.event_hub_name == HUB),
         "{name}"
     );
-    // An unconditional upsert: a lower value replaces a higher one.
+    // An unconditional upsert (C9): a lower value replaces a higher one.
     adapter
         .update_checkpoint(checkpoint("0", GROUP, Some("5"), Some(5)))
         .await
@@ -183,7 +185,7 @@ async fn checkpoints_round_trip_and_upsert(adapter: &SdkCheckpointStore, name: &
         (Some("5"), Some(5)),
         "{name}"
     );
-    // Checkpoints and ownership are separate.
+    // Checkpoints and ownership are separate (C10).
     assert_eq!(
         adapter.list_ownerships(NS, HUB, GROUP).await.unwrap().len(),
         3,
@@ -191,7 +193,7 @@ async fn checkpoints_round_trip_and_upsert(adapter: &SdkCheckpointStore, name: &
     );
 }
 
-async fn concurrent_claims_with_one_etag_have_one_winner(adapter: &SdkCheckpointStore, name: &str) {
+async fn c7_concurrent_claims_with_one_etag_have_one_winner(adapter: &SdkCheckpointStore, name: &str) {
     let first = adapter
         .claim_ownership(&[claim("9", Some("seed"), None)])
         .await
@@ -219,7 +221,7 @@ async fn concurrent_claims_with_one_etag_have_one_winner(adapter: &SdkCheckpoint
     assert_eq!(stored.etag, winners[0].etag, "{name}");
 }
 
-async fn bad_input_is_a_data_conversion_error(adapter: &SdkCheckpointStore, name: &str) {
+async fn c11_bad_input_is_a_data_conversion_error(adapter: &SdkCheckpointStore, name: &str) {
     let e = adapter
         .claim_ownership(&[claim("", Some("a"), None)])
         .await
